@@ -1,0 +1,88 @@
+// Config: command-line flags, environment and the TOML file merged into one plain struct (SPEC §2).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "log.h"
+#include "status.h"
+
+namespace pgboot {
+
+// A `[schema.]table` name, parts already unquoted (plain identifiers folded to
+// lower case, as the server does).
+struct QualifiedName {
+  std::string schema = "public";
+  std::string table;
+  std::string Quoted() const;  // "schema"."table", safe to splice into SQL
+};
+
+struct Config {
+  std::string database_url;  // empty: libpq's PG* variables and defaults
+  std::string migrations_dir = "./migrations";
+  QualifiedName history_table{"public", "pgboot_history"};
+  std::string history_table_text = "public.pgboot_history";  // as configured, for messages
+  bool run_migrations = false;
+  int64_t wait_timeout_ms = 60000;
+  int64_t wait_max_interval_ms = 1000;
+  int64_t lock_timeout_ms = 15 * 60 * 1000;
+  int64_t ddl_lock_timeout_ms = 0;
+  int64_t ddl_retries = 3;
+  int64_t statement_timeout_ms = 0;
+  bool out_of_order = false;
+  bool single_transaction = false;
+  LogFormat log_format = LogFormat::kText;
+  LogLevel log_level = LogLevel::kInfo;
+  bool init = false;
+  int64_t init_grace_ms = 5000;
+  std::string termination_log = "/dev/termination-log";
+  int64_t long_running_ms = 60000;
+  std::string env;  // PGBOOT_ENV; "production" turns on the rollback guard
+  // How often waits report themselves. Environment only (PGBOOT_WAIT_LOG_INTERVAL,
+  // PGBOOT_LOCK_LOG_INTERVAL, PGBOOT_PROGRESS_INTERVAL): tests shorten them.
+  int64_t wait_log_interval_ms = 5000;
+  int64_t lock_log_interval_ms = 10000;
+  int64_t progress_interval_ms = 10000;
+  std::string config_file;  // the TOML file that was read, if any
+};
+
+enum class SettingKind { kString, kBool, kDuration, kCount, kLogFormat, kLogLevel, kTable };
+
+// One row of SPEC §2's table. `flag` is the long option without dashes; a null
+// flag or toml_key means the setting has none.
+struct SettingSpec {
+  const char* flag;
+  const char* env;
+  const char* toml_key;
+  const char* default_value;
+  SettingKind kind;
+  const char* help;
+};
+const std::vector<SettingSpec>& SettingSpecs();
+
+// Flag values given on the command line, keyed by flag name without dashes
+// (booleans given bare carry "true").
+using FlagValues = std::map<std::string, std::string>;
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup ProcessEnv();
+
+// Merges flag > environment > TOML file > default. `flags["config"]` or
+// PGBOOT_CONFIG names the TOML file, else ./pgboot.toml when it exists. Every
+// error (exit 2) names the key, the value and where it came from.
+Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env);
+
+// "250ms", "30s", "5m", "1h", "1.5s" or "0" -> milliseconds.
+Result<int64_t> ParseDuration(std::string_view text);
+// true/false/1/0/yes/no/on/off, any case.
+Result<bool> ParseBool(std::string_view text);
+Result<QualifiedName> ParseQualifiedName(std::string_view text);
+// Formats milliseconds back the way a user would write them ("60s", "250ms", "0").
+std::string FormatDuration(int64_t ms);
+
+}  // namespace pgboot

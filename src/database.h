@@ -1,0 +1,49 @@
+// Database: the narrow door to PostgreSQL — an interface with no libpq types, so tests can fake it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "status.h"
+
+namespace pgboot {
+
+using SqlParam = std::optional<std::string>;  // nullopt is SQL NULL
+
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  int64_t affected = 0;  // rows affected by INSERT/UPDATE/DELETE
+};
+
+// A connected session. Every call waits through the EventLoop: a terminating
+// signal cancels the running statement on the server (PQcancel), waits for it
+// to end, and returns Status::Signal. SQL errors return Status::Sql with the
+// SQLSTATE and the server's position (characters, 1-based; 0 when none) and
+// exit code kExitMigrationFailed (callers re-code as they need).
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  // Runs `sql` (one statement when params are given; the simple protocol otherwise).
+  virtual Result<QueryResult> Exec(std::string_view sql, const std::vector<SqlParam>& params = {}) = 0;
+
+  // Runs statements in order, pipelined (one round trip) where the
+  // implementation can; stops at the first failure. On failure `*failed_index`
+  // (when given) is the index of the failing statement.
+  virtual Status ExecSequence(const std::vector<std::string>& statements,
+                              size_t* failed_index = nullptr) = 0;
+
+  // The server's backend pid of this session.
+  virtual int BackendPid() = 0;
+  // The target database's name as the server reports it.
+  virtual std::string DatabaseName() = 0;
+  // Server version number as PQserverVersion gives it (e.g. 150004).
+  virtual int ServerVersion() = 0;
+};
+
+}  // namespace pgboot

@@ -1,0 +1,63 @@
+// EventLoop: the one place that waits — poll() over a signalfd, one file descriptor and a timeout.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+
+#include <cstdint>
+
+#include "status.h"
+
+namespace pgboot {
+
+// Signals are blocked at the very start of main and read through a signalfd, so
+// that every wait in pgboot (connecting, backoff sleeps, the lock, a running
+// statement, --init supervision) answers SIGTERM the same way. There is one
+// process-wide instance because signal masks are process-wide.
+class EventLoop {
+ public:
+  struct Wake {
+    enum Kind { kReady, kTimeout, kSignal } kind = kTimeout;
+    int signo = 0;       // for kSignal
+    short revents = 0;   // for kReady
+  };
+
+  // Blocks the handled signals, ignores SIGTTIN/SIGTTOU, remembers the inherited
+  // mask and dispositions, and opens the signalfd. Call first thing in main.
+  static Status Install();
+  static EventLoop& Get();
+
+  // Waits until `fd` (ignored when < 0) reports one of `events`, `timeout_ms`
+  // passes (< 0 waits forever), or a terminating signal arrives (see
+  // IsTerminating). Other signals are consumed and the wait goes on.
+  Wake Wait(int fd, short events, int64_t timeout_ms);
+
+  // Like Wait, but returns on every handled signal (SIGCHLD included): the
+  // supervisor forwards and reaps.
+  Wake WaitAny(int fd, short events, int64_t timeout_ms);
+
+  // A terminating signal that arrived and was not consumed yet, else 0. Does not block.
+  int PendingTerminatingSignal();
+
+  // Whether `signo` ends pgboot's own work: SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+  // unless pgboot inherited it as ignored (then it stays ignored).
+  bool IsTerminating(int signo) const;
+
+  // Restores the inherited signal mask and dispositions and closes the signalfd
+  // (call in a forked child or right before exec).
+  void RestoreForExec();
+
+  int signal_fd() const { return sfd_; }
+
+ private:
+  EventLoop() = default;
+  Wake WaitImpl(int fd, short events, int64_t timeout_ms, bool any);
+  int sfd_ = -1;
+  int pending_ = 0;
+  sigset_t handled_{};
+  sigset_t original_mask_{};
+  struct sigaction original_actions_[65] = {};
+  bool saved_[65] = {};
+};
+
+}  // namespace pgboot

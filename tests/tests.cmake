@@ -1,0 +1,25 @@
+# Black-box suites (Python 3 stdlib unittest) run against the built binary.
+# pg.start/pg.stop are CTest fixtures: one real PostgreSQL 15 server for the run,
+# stopped even when tests fail. Each suite makes its own databases, so suites
+# can run in parallel (ctest -j).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(PGBOOT_TEST_STATE ${CMAKE_BINARY_DIR}/test-state)
+add_test(NAME pg.start COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/harness/pg.py start ${PGBOOT_TEST_STATE})
+add_test(NAME pg.stop COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/harness/pg.py stop ${PGBOOT_TEST_STATE})
+set_tests_properties(pg.start PROPERTIES FIXTURES_SETUP pg LABELS "integration;pid1")
+set_tests_properties(pg.stop PROPERTIES FIXTURES_CLEANUP pg LABELS "integration;pid1")
+
+# pgboot_python_suites(LABEL DIR): one CTest test per DIR/test_*.py.
+function(pgboot_python_suites label dir)
+  file(GLOB suites CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${dir}/test_*.py)
+  foreach(suite ${suites})
+    get_filename_component(name ${suite} NAME_WE)
+    add_test(NAME ${label}.${name} COMMAND ${Python3_EXECUTABLE} ${suite} -v)
+    set_tests_properties(${label}.${name} PROPERTIES
+      FIXTURES_REQUIRED pg LABELS ${label} TIMEOUT 600
+      ENVIRONMENT "PGBOOT_BIN=$<TARGET_FILE:pgboot>;PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+  endforeach()
+endfunction()
+
+pgboot_python_suites(integration tests/integration)
+pgboot_python_suites(pid1 tests/pid1)

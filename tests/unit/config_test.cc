@@ -1,0 +1,296 @@
+#include "config.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+namespace pgboot {
+namespace {
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string TempFile(const std::string& content) {
+  char path[] = "/tmp/pgboot-config-test-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  close(fd);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("durations") {
+  CHECK(*ParseDuration("0") == 0);
+  CHECK(*ParseDuration("250ms") == 250);
+  CHECK(*ParseDuration("30s") == 30000);
+  CHECK(*ParseDuration("5m") == 300000);
+  CHECK(*ParseDuration("1h") == 3600000);
+  CHECK(*ParseDuration("1.5s") == 1500);
+  for (const char* bad : {"", "30", "s", "-1s", "10sec", "1.2.3s", ".5s", "5.s", "1d", " 1s", "1S",
+                          "0s0"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseDuration(bad).ok());
+    CHECK(ParseDuration(bad).status().code() == kExitUsage);
+  }
+  CHECK(FormatDuration(60000) == "1m");
+  CHECK(FormatDuration(1500) == "1500ms");
+  CHECK(FormatDuration(0) == "0");
+}
+
+TEST_CASE("booleans accept every spelling in any case") {
+  for (const char* t : {"true", "TRUE", "True", "1", "yes", "YES", "on", "On"}) CHECK(*ParseBool(t));
+  for (const char* f : {"false", "FALSE", "0", "no", "No", "off", "OFF"}) CHECK_FALSE(*ParseBool(f));
+  for (const char* bad : {"", "y", "n", "2", "enabled", "truee"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseBool(bad).ok());
+  }
+}
+
+TEST_CASE("qualified names fold plain identifiers and keep quoted ones") {
+  auto a = ParseQualifiedName("public.pgboot_history");
+  REQUIRE(a.ok());
+  CHECK(a->schema == "public");
+  CHECK(a->table == "pgboot_history");
+  auto b = ParseQualifiedName("History");
+  REQUIRE(b.ok());
+  CHECK(b->schema == "public");
+  CHECK(b->table == "history");
+  auto c = ParseQualifiedName("\"My Schema\".\"Tab\"\"le\"");
+  REQUIRE(c.ok());
+  CHECK(c->schema == "My Schema");
+  CHECK(c->table == "Tab\"le");
+  CHECK(c->Quoted() == "\"My Schema\".\"Tab\"\"le\"");
+  for (const char* bad : {"", "a.b.c", "1abc", "a.", ".b", "\"unterminated", "\"\"", "a b"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseQualifiedName(bad).ok());
+  }
+}
+
+TEST_CASE("defaults match SPEC") {
+  auto cfg = LoadConfig({}, FakeEnv({}));
+  REQUIRE(cfg.ok());
+  CHECK(cfg->database_url.empty());
+  CHECK(cfg->migrations_dir == "./migrations");
+  CHECK(cfg->history_table.Quoted() == "\"public\".\"pgboot_history\"");
+  CHECK_FALSE(cfg->run_migrations);
+  CHECK(cfg->wait_timeout_ms == 60000);
+  CHECK(cfg->wait_max_interval_ms == 1000);
+  CHECK(cfg->lock_timeout_ms == 900000);
+  CHECK(cfg->ddl_lock_timeout_ms == 0);
+  CHECK(cfg->ddl_retries == 3);
+  CHECK(cfg->statement_timeout_ms == 0);
+  CHECK_FALSE(cfg->out_of_order);
+  CHECK_FALSE(cfg->single_transaction);
+  CHECK(cfg->log_format == LogFormat::kText);
+  CHECK(cfg->log_level == LogLevel::kInfo);
+  CHECK_FALSE(cfg->init);
+  CHECK(cfg->init_grace_ms == 5000);
+  CHECK(cfg->termination_log == "/dev/termination-log");
+  CHECK(cfg->long_running_ms == 60000);
+  CHECK(cfg->env.empty());
+}
+
+TEST_CASE("precedence: flag > environment > TOML > default, for every setting") {
+  std::string toml = TempFile(
+      "env = \"staging\"\n"
+      "[database]\nurl = \"postgres://toml@h/db\"\n"
+      "[migrations]\ndir = \"toml-dir\"\nhistory_table = \"toml.hist\"\n"
+      "ddl_lock_timeout = \"1s\"\nddl_retries = 7\nstatement_timeout = \"2s\"\n"
+      "out_of_order = true\nsingle_transaction = \"yes\"\n"
+      "[run]\nmigrations = true\ninit = true\ninit_grace = \"3s\"\n"
+      "termination_log = \"/tmp/toml-term\"\n"
+      "[wait]\ntimeout = \"9s\"\nmax_interval = \"2s\"\n"
+      "[lock]\ntimeout = \"1m\"\n"
+      "[log]\nformat = \"json\"\nlevel = \"debug\"\n"
+      "[doctor]\nlong_running = \"2m\"\n");
+
+  // TOML over defaults.
+  auto t = LoadConfig({{"config", toml}}, FakeEnv({}));
+  REQUIRE(t.ok());
+  CHECK(t->database_url == "postgres://toml@h/db");
+  CHECK(t->migrations_dir == "toml-dir");
+  CHECK(t->history_table.schema == "toml");
+  CHECK(t->ddl_lock_timeout_ms == 1000);
+  CHECK(t->ddl_retries == 7);
+  CHECK(t->statement_timeout_ms == 2000);
+  CHECK(t->out_of_order);
+  CHECK(t->single_transaction);
+  CHECK(t->run_migrations);
+  CHECK(t->init);
+  CHECK(t->init_grace_ms == 3000);
+  CHECK(t->termination_log == "/tmp/toml-term");
+  CHECK(t->wait_timeout_ms == 9000);
+  CHECK(t->wait_max_interval_ms == 2000);
+  CHECK(t->lock_timeout_ms == 60000);
+  CHECK(t->log_format == LogFormat::kJson);
+  CHECK(t->log_level == LogLevel::kDebug);
+  CHECK(t->long_running_ms == 120000);
+  CHECK(t->env == "staging");
+
+  // Environment over TOML.
+  std::map<std::string, std::string> env = {
+      {"PGBOOT_CONFIG", toml},
+      {"DATABASE_URL", "postgres://env@h/db"},
+      {"PGBOOT_MIGRATIONS_DIR", "env-dir"},
+      {"PGBOOT_HISTORY_TABLE", "env.hist"},
+      {"RUN_MIGRATIONS", "false"},
+      {"PGBOOT_WAIT_TIMEOUT", "8s"},
+      {"PGBOOT_WAIT_MAX_INTERVAL", "3s"},
+      {"PGBOOT_LOCK_TIMEOUT", "2m"},
+      {"PGBOOT_DDL_LOCK_TIMEOUT", "4s"},
+      {"PGBOOT_DDL_RETRIES", "1"},
+      {"PGBOOT_STATEMENT_TIMEOUT", "5s"},
+      {"PGBOOT_OUT_OF_ORDER", "off"},
+      {"PGBOOT_SINGLE_TRANSACTION", "no"},
+      {"PGBOOT_LOG_FORMAT", "text"},
+      {"PGBOOT_LOG_LEVEL", "warn"},
+      {"PGBOOT_INIT", "0"},
+      {"PGBOOT_INIT_GRACE", "6s"},
+      {"PGBOOT_TERMINATION_LOG", "/tmp/env-term"},
+      {"PGBOOT_LONG_RUNNING", "3m"},
+      {"PGBOOT_ENV", "production"},
+  };
+  auto e = LoadConfig({}, FakeEnv(env));
+  REQUIRE(e.ok());
+  CHECK(e->database_url == "postgres://env@h/db");
+  CHECK(e->migrations_dir == "env-dir");
+  CHECK(e->history_table.schema == "env");
+  CHECK_FALSE(e->run_migrations);
+  CHECK(e->wait_timeout_ms == 8000);
+  CHECK(e->wait_max_interval_ms == 3000);
+  CHECK(e->lock_timeout_ms == 120000);
+  CHECK(e->ddl_lock_timeout_ms == 4000);
+  CHECK(e->ddl_retries == 1);
+  CHECK(e->statement_timeout_ms == 5000);
+  CHECK_FALSE(e->out_of_order);
+  CHECK_FALSE(e->single_transaction);
+  CHECK(e->log_format == LogFormat::kText);
+  CHECK(e->log_level == LogLevel::kWarn);
+  CHECK_FALSE(e->init);
+  CHECK(e->init_grace_ms == 6000);
+  CHECK(e->termination_log == "/tmp/env-term");
+  CHECK(e->long_running_ms == 180000);
+  CHECK(e->env == "production");
+
+  // Flags over environment.
+  FlagValues flags = {
+      {"database-url", "postgres://flag@h/db"}, {"migrations-dir", "flag-dir"},
+      {"history-table", "flag.hist"},           {"run-migrations", "true"},
+      {"wait-timeout", "7s"},                   {"wait-max-interval", "4s"},
+      {"lock-timeout", "3m"},                   {"ddl-lock-timeout", "5s"},
+      {"ddl-retries", "2"},                     {"statement-timeout", "6s"},
+      {"out-of-order", "true"},                 {"single-transaction", "true"},
+      {"log-format", "json"},                   {"log-level", "error"},
+      {"init", "true"},                         {"init-grace", "7s"},
+      {"termination-log", "/tmp/flag-term"},    {"long-running", "4m"},
+  };
+  auto f = LoadConfig(flags, FakeEnv(env));
+  REQUIRE(f.ok());
+  CHECK(f->database_url == "postgres://flag@h/db");
+  CHECK(f->migrations_dir == "flag-dir");
+  CHECK(f->history_table.schema == "flag");
+  CHECK(f->run_migrations);
+  CHECK(f->wait_timeout_ms == 7000);
+  CHECK(f->wait_max_interval_ms == 4000);
+  CHECK(f->lock_timeout_ms == 180000);
+  CHECK(f->ddl_lock_timeout_ms == 5000);
+  CHECK(f->ddl_retries == 2);
+  CHECK(f->statement_timeout_ms == 6000);
+  CHECK(f->out_of_order);
+  CHECK(f->single_transaction);
+  CHECK(f->log_format == LogFormat::kJson);
+  CHECK(f->log_level == LogLevel::kError);
+  CHECK(f->init);
+  CHECK(f->init_grace_ms == 7000);
+  CHECK(f->termination_log == "/tmp/flag-term");
+  CHECK(f->long_running_ms == 240000);
+  unlink(toml.c_str());
+}
+
+TEST_CASE("errors name the key, the value and the source") {
+  auto env_err = LoadConfig({}, FakeEnv({{"PGBOOT_WAIT_TIMEOUT", "soon"}}));
+  REQUIRE_FALSE(env_err.ok());
+  CHECK(env_err.status().code() == kExitUsage);
+  CHECK(env_err.status().message().find("--wait-timeout") != std::string::npos);
+  CHECK(env_err.status().message().find("\"soon\"") != std::string::npos);
+  CHECK(env_err.status().message().find("environment PGBOOT_WAIT_TIMEOUT") != std::string::npos);
+
+  auto flag_err = LoadConfig({{"run-migrations", "maybe"}}, FakeEnv({}));
+  REQUIRE_FALSE(flag_err.ok());
+  CHECK(flag_err.status().message().find("flag --run-migrations") != std::string::npos);
+
+  std::string toml = TempFile("[lock]\ntimeout = 30\n");
+  auto toml_err = LoadConfig({{"config", toml}}, FakeEnv({}));
+  REQUIRE_FALSE(toml_err.ok());
+  CHECK(toml_err.status().message().find(toml + " key lock.timeout") != std::string::npos);
+  unlink(toml.c_str());
+
+  std::string unknown = TempFile("[wait]\ntimeuot = \"1s\"\n");
+  auto unknown_err = LoadConfig({{"config", unknown}}, FakeEnv({}));
+  REQUIRE_FALSE(unknown_err.ok());
+  CHECK(unknown_err.status().message().find("unknown key wait.timeuot") != std::string::npos);
+  unlink(unknown.c_str());
+
+  std::string broken = TempFile("[wait\n");
+  auto broken_err = LoadConfig({{"config", broken}}, FakeEnv({}));
+  REQUIRE_FALSE(broken_err.ok());
+  CHECK(broken_err.status().message().find(broken + ":1:") != std::string::npos);
+  unlink(broken.c_str());
+
+  auto missing = LoadConfig({{"config", "/nonexistent/pgboot.toml"}}, FakeEnv({}));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == kExitUsage);
+
+  auto bad_level = LoadConfig({}, FakeEnv({{"PGBOOT_LOG_LEVEL", "loud"}}));
+  CHECK(bad_level.status().code() == kExitUsage);
+  auto bad_count = LoadConfig({}, FakeEnv({{"PGBOOT_DDL_RETRIES", "-1"}}));
+  CHECK(bad_count.status().code() == kExitUsage);
+}
+
+TEST_CASE("a password in a bad value is not echoed") {
+  auto r = LoadConfig({{"history-table", "postgres://u:hunter2@h/db"}}, FakeEnv({}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("DATABASE_URL_FILE") {
+  std::string f = TempFile("postgres://u:p@h/db\n");
+  auto r = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}}));
+  REQUIRE(r.ok());
+  CHECK(r->database_url == "postgres://u:p@h/db");  // one trailing newline dropped
+
+  auto both = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}, {"DATABASE_URL", "x"}}));
+  REQUIRE_FALSE(both.ok());
+  CHECK(both.status().code() == kExitUsage);
+  CHECK(both.status().message().find("DATABASE_URL_FILE") != std::string::npos);
+
+  auto flag_wins = LoadConfig({{"database-url", "postgres://flag@h/db"}},
+                              FakeEnv({{"DATABASE_URL_FILE", f}}));
+  REQUIRE(flag_wins.ok());
+  CHECK(flag_wins->database_url == "postgres://flag@h/db");
+
+  auto unreadable = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", "/nonexistent/secret"}}));
+  REQUIRE_FALSE(unreadable.ok());
+  CHECK(unreadable.status().code() == kExitUsage);
+  CHECK(unreadable.status().message().find("/nonexistent/secret") != std::string::npos);
+  unlink(f.c_str());
+}
+
+TEST_CASE("empty environment variables count as unset") {
+  auto r = LoadConfig({}, FakeEnv({{"RUN_MIGRATIONS", ""}, {"PGBOOT_WAIT_TIMEOUT", ""}}));
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->run_migrations);
+  CHECK(r->wait_timeout_ms == 60000);
+}
+
+}  // namespace pgboot

@@ -1,0 +1,57 @@
+#include "log.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace pgboot {
+
+TEST_CASE("redaction of every password form") {
+  CHECK(Redact("postgres://app:hunter2@db:5432/app") == "postgres://app:***@db:5432/app");
+  CHECK(Redact("postgresql://app:hunter2@db/app?sslmode=disable") ==
+        "postgresql://app:***@db/app?sslmode=disable");
+  CHECK(Redact("POSTGRES://app:p%40ss@db/app") == "POSTGRES://app:***@db/app");
+  // An unescaped @ in the password: the last @ before the path ends the userinfo.
+  CHECK(Redact("postgres://app:p@ss@db/app") == "postgres://app:***@db/app");
+  CHECK(Redact("postgres://app@db/app") == "postgres://app@db/app");
+  CHECK(Redact("postgres://db/app") == "postgres://db/app");
+  CHECK(Redact("host=db password=hunter2 user=app") == "host=db password=*** user=app");
+  CHECK(Redact("host=db password = 'hun ter\\'2' user=app") == "host=db password = *** user=app");
+  CHECK(Redact("PASSWORD=hunter2") == "PASSWORD=***");
+  CHECK(Redact("postgres://db/app?password=hunter2&sslmode=require") ==
+        "postgres://db/app?password=***&sslmode=require");
+  CHECK(Redact("postgres://db/app?sslmode=require&password=hunter2") ==
+        "postgres://db/app?sslmode=require&password=***");
+  CHECK(Redact("connecting to \"postgres://u:hunter2@h/db\" failed") ==
+        "connecting to \"postgres://u:***@h/db\" failed");
+  CHECK(Redact("password authentication failed for user \"app\"") ==
+        "password authentication failed for user \"app\"");
+  CHECK(Redact("two: postgres://a:x1@h/d and postgresql://b:x2@h/d") ==
+        "two: postgres://a:***@h/d and postgresql://b:***@h/d");
+}
+
+TEST_CASE("JSON quoting escapes control characters") {
+  CHECK(JsonQuote("a\"b\\c\n\t\x01") == "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+  CHECK(JsonQuote("héllo") == "\"héllo\"");
+}
+
+TEST_CASE("termination log is written only when the file exists, one redacted line") {
+  char path[] = "/tmp/pgboot-termlog-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  WriteTerminationLog(path, "cannot connect to postgres://u:hunter2@h/db\nsecond line");
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CHECK(ss.str() == "cannot connect to postgres://u:***@h/db second line\n");
+  unlink(path);
+
+  const std::string missing = std::string(path) + "-missing";
+  WriteTerminationLog(missing, "reason");
+  CHECK(access(missing.c_str(), F_OK) != 0);
+}
+
+}  // namespace pgboot
