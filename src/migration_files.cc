@@ -1,0 +1,445 @@
+#include "migration_files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "sha256.h"
+
+namespace pgboot {
+namespace {
+
+constexpr std::string_view kOptionsHelp = "known: transaction:false, transaction:true";
+
+struct FileError {
+  std::string path;
+  int line;
+  std::string message;
+};
+
+using Errors = std::vector<FileError>;
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool ReadFile(const std::string& path, std::string* out, std::string* error) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = std::strerror(errno);
+    return false;
+  }
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *error = std::strerror(errno);
+      close(fd);
+      return false;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return true;
+}
+
+// The only normalisation the checksum allows (SPEC §4): drop a leading BOM, CRLF -> LF.
+std::string Normalize(std::string_view raw) {
+  if (raw.starts_with("\xEF\xBB\xBF")) raw.remove_prefix(3);
+  std::string out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\r' && i + 1 < raw.size() && raw[i + 1] == '\n') continue;
+    out.push_back(raw[i]);
+  }
+  return out;
+}
+
+// Returns the length of the valid UTF-8 sequence at s[i], or 0. Rejects what PostgreSQL
+// rejects: overlong forms, surrogates, code points above U+10FFFF, and NUL (which libpq
+// would silently treat as the end of the statement).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  auto b = [&](size_t k) -> unsigned {
+    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
+  };
+  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return b(k) >= lo && b(k) <= hi;
+  };
+  unsigned c = b(0);
+  if (c == 0) return 0;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+  if (c >= 0xE1 && c <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+// Returns the 1-based line of the first byte that is not valid UTF-8 text, or 0.
+int FindInvalidUtf8(std::string_view s) {
+  int line = 1;
+  for (size_t i = 0; i < s.size();) {
+    size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) return line;
+    if (s[i] == '\n') ++line;
+    i += len;
+  }
+  return 0;
+}
+
+// A `-- migrate:up|down [options]` line, recognised exactly as dbmate does:
+// ^--\s*migrate:(up|down)(\s*$|\s+\S+).
+struct Marker {
+  bool up;
+  int line;
+  size_t begin;  // Offset of the line.
+  size_t end;    // Offset just past the line's '\n'.
+  std::string_view options;
+};
+
+std::optional<Marker> ParseMarker(std::string_view line) {
+  if (!line.starts_with("--")) return std::nullopt;
+  std::string_view rest = line.substr(2);
+  while (!rest.empty() && IsSpace(rest.front())) rest.remove_prefix(1);
+  Marker m{};
+  if (rest.starts_with("migrate:up")) {
+    m.up = true;
+    rest.remove_prefix(10);
+  } else if (rest.starts_with("migrate:down")) {
+    m.up = false;
+    rest.remove_prefix(12);
+  } else {
+    return std::nullopt;
+  }
+  if (!rest.empty() && !IsSpace(rest.front())) return std::nullopt;  // e.g. migrate:upgrade
+  m.options = Trim(rest);
+  return m;
+}
+
+// Applies whitespace-separated `options` to `*transactional`; returns the first unknown one.
+std::optional<std::string> ApplyOptions(std::string_view options, bool* transactional) {
+  while (!(options = Trim(options)).empty()) {
+    size_t end = 0;
+    while (end < options.size() && !IsSpace(options[end])) ++end;
+    std::string_view option = options.substr(0, end);
+    if (option == "transaction:false") {
+      *transactional = false;
+    } else if (option == "transaction:true") {
+      *transactional = true;
+    } else {
+      return std::string(option);
+    }
+    options.remove_prefix(end);
+  }
+  return std::nullopt;
+}
+
+// The leading keywords of a statement, upper-cased, to name it in a message: "START TRANSACTION".
+std::string Keywords(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (!(c >= 'A' && c <= 'Z') && c != ' ' && c != '\t') break;
+    out.push_back(c);
+  }
+  return std::string(Trim(out));
+}
+
+// Splits `section` into statements, recording lexer errors and forbidden transaction
+// control. Returns false when the section could not be lexed.
+bool SplitSection(const std::string& path, std::string_view how_to_opt_out, Section* section,
+                  Errors* errors) {
+  int error_line = section->first_line;
+  auto split = SplitSql(section->sql, section->first_line, &error_line);
+  if (!split.ok()) {
+    errors->push_back({path, error_line, split.status().message()});
+    return false;
+  }
+  section->statements = std::move(*split);
+  if (!section->transactional) return true;
+  for (const SqlStatement& st : section->statements) {
+    if (!st.is_transaction_control) continue;
+    errors->push_back({path, st.line,
+                       Keywords(st.text) +
+                           " in a transactional section: pgboot runs the section in its own "
+                           "transaction; to manage transactions yourself, use " +
+                           std::string(how_to_opt_out)});
+  }
+  return true;
+}
+
+// Reads and normalises a migration file; false (with an error recorded) when unreadable.
+bool LoadText(const std::string& path, std::string* text, Errors* errors) {
+  std::string raw, error;
+  if (!ReadFile(path, &raw, &error)) {
+    errors->push_back({path, 1, "cannot read file: " + error});
+    return false;
+  }
+  *text = Normalize(raw);
+  if (int line = FindInvalidUtf8(*text)) {
+    errors->push_back({path, line, "invalid UTF-8 (or a NUL byte)"});
+  }
+  return true;
+}
+
+void ParseNative(const std::string& path, const std::string& text, Migration* m, Errors* errors) {
+  std::vector<Marker> markers;
+  int line = 1;
+  for (size_t pos = 0; pos < text.size(); ++line) {
+    size_t nl = text.find('\n', pos);
+    size_t end = nl == std::string::npos ? text.size() : nl + 1;
+    if (auto marker = ParseMarker(std::string_view(text).substr(pos, end - pos))) {
+      marker->line = line;
+      marker->begin = pos;
+      marker->end = end;
+      markers.push_back(*marker);
+    }
+    pos = end;
+  }
+
+  const Marker* up = nullptr;
+  const Marker* down = nullptr;
+  bool down_transactional = true;
+  for (const Marker& marker : markers) {
+    const Marker*& first = marker.up ? up : down;
+    if (first != nullptr) {
+      errors->push_back({path, marker.line,
+                         std::string("repeated ") +
+                             (marker.up ? "-- migrate:up" : "-- migrate:down") +
+                             " marker (first at line " + std::to_string(first->line) + ")"});
+      continue;
+    }
+    first = &marker;
+    bool* transactional = marker.up ? &m->up.transactional : &down_transactional;
+    if (auto unknown = ApplyOptions(marker.options, transactional)) {
+      errors->push_back(
+          {path, marker.line,
+           "unknown marker option '" + *unknown + "' (" + std::string(kOptionsHelp) + ")"});
+    }
+  }
+  if (down != nullptr && (up == nullptr || down->line < up->line)) {
+    errors->push_back({path, down->line,
+                       up == nullptr ? "-- migrate:down marker without a -- migrate:up marker"
+                                     : "-- migrate:down marker before the -- migrate:up marker"});
+    return;  // No sensible sections to split.
+  }
+
+  std::string_view all(text);
+  size_t up_begin = 0;
+  int empty_line = 1;
+  if (up != nullptr) {
+    int error_line = 1;
+    auto prefix = SplitSql(all.substr(0, up->begin), 1, &error_line);
+    if (!prefix.ok()) {
+      errors->push_back({path, error_line, prefix.status().message()});
+    } else if (!prefix->empty()) {
+      errors->push_back({path, prefix->front().line,
+                         "statement before -- migrate:up (only blank lines and comments may "
+                         "precede it)"});
+    }
+    up_begin = up->end;
+    m->up.first_line = up->line + 1;
+    empty_line = up->line;
+  }
+  size_t up_end = down != nullptr ? down->begin : text.size();
+  m->up.sql = std::string(all.substr(up_begin, up_end - up_begin));
+  m->checksum = Sha256Hex(m->up.sql);
+  if (SplitSection(path, "'-- migrate:up transaction:false'", &m->up, errors) &&
+      m->up.statements.empty()) {
+    errors->push_back({path, empty_line, "empty up section (no statements)"});
+  }
+
+  if (down != nullptr) {
+    Section section;
+    section.sql = std::string(all.substr(down->end));
+    section.first_line = down->line + 1;
+    section.transactional = down_transactional;
+    SplitSection(path, "'-- migrate:down transaction:false'", &section, errors);
+    if (!section.statements.empty()) m->down = std::move(section);
+  }
+}
+
+// A whole pairs file, with its optional first line `-- pgboot:transaction:false`.
+// Returns false when it could not be lexed.
+bool ParsePairsSection(const std::string& path, const std::string& text, Section* section,
+                       Errors* errors) {
+  section->sql = text;
+  std::string_view first(text);
+  first = first.substr(0, first.find('\n'));
+  if (first.starts_with("--")) {
+    std::string_view rest = Trim(first.substr(2));
+    if (rest.starts_with("pgboot:")) {
+      rest.remove_prefix(7);
+      if (auto unknown = ApplyOptions(rest, &section->transactional)) {
+        errors->push_back(
+            {path, 1,
+             "unknown option 'pgboot:" + *unknown + "' (" + std::string(kOptionsHelp) + ")"});
+      }
+    }
+  }
+  return SplitSection(path, "a first line '-- pgboot:transaction:false'", section, errors);
+}
+
+enum class FileKind { kNative, kPairsUp, kPairsDown };
+
+// A migration file name: <digits>_<name>(.sql|.up.sql|.down.sql).
+struct FileName {
+  FileKind kind;
+  std::string stem;  // Without .sql / .up.sql / .down.sql: what pairs up and down share.
+  std::string version;
+  std::string name;
+};
+
+std::optional<FileName> ParseFileName(std::string_view file) {
+  FileName f{FileKind::kNative, "", "", ""};
+  file.remove_suffix(4);  // ".sql"
+  if (file.ends_with(".up")) {
+    f.kind = FileKind::kPairsUp;
+    file.remove_suffix(3);
+  } else if (file.ends_with(".down")) {
+    f.kind = FileKind::kPairsDown;
+    file.remove_suffix(5);
+  }
+  size_t digits = 0;
+  while (digits < file.size() && file[digits] >= '0' && file[digits] <= '9') ++digits;
+  if (digits == 0 || digits == file.size() || file[digits] != '_') return std::nullopt;
+  f.stem = std::string(file);
+  f.version = CanonicalVersion(file.substr(0, digits));
+  f.name = std::string(file.substr(digits + 1));
+  return f;
+}
+
+}  // namespace
+
+std::string CanonicalVersion(std::string_view digits) {
+  size_t zeros = 0;
+  while (zeros + 1 < digits.size() && digits[zeros] == '0') ++zeros;
+  return std::string(digits.substr(zeros));
+}
+
+int CompareVersions(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+  int c = a.compare(b);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    return Status::InvalidFiles("cannot read migrations directory " + dir + ": " +
+                                std::strerror(errno));
+  }
+  std::vector<std::string> files;
+  errno = 0;
+  while (dirent* entry = readdir(d)) {
+    std::string_view file = entry->d_name;
+    if (!file.starts_with(".") && file.ends_with(".sql")) files.emplace_back(file);
+  }
+  int read_errno = errno;
+  closedir(d);
+  if (read_errno != 0) {
+    return Status::InvalidFiles("cannot read migrations directory " + dir + ": " +
+                                std::strerror(read_errno));
+  }
+  std::sort(files.begin(), files.end());
+
+  std::string prefix = dir.ends_with("/") ? dir : dir + "/";
+  Errors errors;
+  std::vector<Migration> migrations;
+  std::map<std::string, size_t> pairs_up;                       // stem -> index in migrations
+  std::vector<std::pair<std::string, std::string>> pairs_down;  // {stem, path}
+  for (const std::string& file : files) {
+    std::string path = prefix + file;
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      if (!S_ISDIR(st.st_mode)) errors.push_back({path, 1, "not a regular file"});
+      continue;
+    }
+    auto name = ParseFileName(file);
+    if (!name) {
+      errors.push_back({path, 1,
+                        "not a migration file name: expected <version>_<name>.sql, "
+                        "<version>_<name>.up.sql or <version>_<name>.down.sql"});
+      continue;
+    }
+    if (name->kind == FileKind::kPairsDown) {
+      pairs_down.emplace_back(name->stem, path);
+      continue;
+    }
+    Migration m;
+    m.version = name->version;
+    m.name = name->name;
+    m.up_path = path;
+    std::string text;
+    if (LoadText(path, &text, &errors)) {
+      if (name->kind == FileKind::kNative) {
+        m.down_path = path;
+        ParseNative(path, text, &m, &errors);
+      } else {
+        if (ParsePairsSection(path, text, &m.up, &errors) && m.up.statements.empty()) {
+          errors.push_back({path, 1, "empty up section (no statements)"});
+        }
+        m.checksum = Sha256Hex(m.up.sql);
+      }
+    }
+    if (name->kind == FileKind::kPairsUp) pairs_up[name->stem] = migrations.size();
+    migrations.push_back(std::move(m));
+  }
+
+  for (const auto& [stem, path] : pairs_down) {
+    auto it = pairs_up.find(stem);
+    if (it == pairs_up.end()) {
+      errors.push_back({path, 1, "down file without " + prefix + stem + ".up.sql"});
+      continue;
+    }
+    Migration& m = migrations[it->second];
+    m.down_path = path;
+    std::string text;
+    if (!LoadText(path, &text, &errors)) continue;
+    Section section;
+    ParsePairsSection(path, text, &section, &errors);
+    if (!section.statements.empty()) m.down = std::move(section);
+  }
+
+  std::stable_sort(migrations.begin(), migrations.end(),
+                   [](const Migration& a, const Migration& b) {
+                     return CompareVersions(a.version, b.version) < 0;
+                   });
+  for (size_t i = 1; i < migrations.size(); ++i) {
+    if (migrations[i].version == migrations[i - 1].version) {
+      errors.push_back(
+          {migrations[i].up_path, 1,
+           "version " + migrations[i].version + " is also used by " + migrations[i - 1].up_path});
+    }
+  }
+
+  if (errors.empty()) return migrations;
+  std::stable_sort(errors.begin(), errors.end(), [](const FileError& a, const FileError& b) {
+    return std::tie(a.path, a.line) < std::tie(b.path, b.line);
+  });
+  std::string message;
+  for (const FileError& e : errors) {
+    if (!message.empty()) message += '\n';
+    message += e.path + ":" + std::to_string(e.line) + ": " + e.message;
+  }
+  return Status::InvalidFiles(message);
+}
+
+}  // namespace pgboot
