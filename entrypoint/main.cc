@@ -5,10 +5,14 @@
 #include <string>
 
 #include "cli.h"
+#include "clock.h"
+#include "commands.h"
 #include "config.h"
 #include "database.h"
 #include "event_loop.h"
 #include "log.h"
+#include "migration_files.h"
+#include "migrator.h"
 #include "pg_database.h"
 #include "readiness.h"
 #include "supervisor.h"
@@ -37,18 +41,62 @@ Result<std::unique_ptr<Database>> Connect(const Config& cfg) {
   return WaitForDatabase(w);
 }
 
+Result<std::vector<Migration>> LoadFiles(const Config& cfg) {
+  auto files = LoadMigrations(cfg.migrations_dir);
+  if (files.ok()) {
+    LogDebug("files.loaded",
+             {{"dir", cfg.migrations_dir}, {"count", static_cast<int64_t>(files->size())}});
+  }
+  return files;
+}
+
+Status MigrateCommand(const Invocation& inv, const Config& cfg) {
+  // Files first: a broken file fails at once instead of after the wait.
+  auto files = LoadFiles(cfg);
+  if (!files.ok()) return files.status();
+  auto db = Connect(cfg);
+  if (!db.ok()) return db.status();
+  MigrateOptions opts;
+  opts.target = inv.target;
+  opts.dry_run = inv.dry_run;
+  return Migrate(**db, cfg, *files, opts, RealClock());
+}
+
 Status RunMode(const Invocation& inv, const Config& cfg) {
   {
+    std::vector<Migration> files;
+    if (cfg.run_migrations) {
+      auto loaded = LoadFiles(cfg);
+      if (!loaded.ok()) return loaded.status();
+      files = std::move(*loaded);
+    }
     auto db = Connect(cfg);
     if (!db.ok()) return db.status();
     if (cfg.run_migrations) {
-      return Status::Usage(
-          "RUN_MIGRATIONS is true but this build cannot migrate yet; unset it or run "
-          "`pgboot migrate` separately");
+      Status s = Migrate(**db, cfg, files, MigrateOptions{}, RealClock());
+      if (!s.ok()) return s;
     }
   }  // the connection closes before APP starts
   if (cfg.init) return SuperviseApp(inv.app, cfg.init_grace_ms);
   return ExecApp(inv.app);
+}
+
+// status and validate: read-only, no lock.
+Status ReportCommand(const Invocation& inv, const Config& cfg) {
+  std::vector<Migration> files;
+  if (!(inv.command == "status" && inv.history)) {
+    auto loaded = LoadFiles(cfg);
+    if (!loaded.ok()) return loaded.status();
+    files = std::move(*loaded);
+  }
+  auto db = Connect(cfg);
+  if (!db.ok()) return db.status();
+  if (inv.command == "validate") return Validate(**db, cfg, files);
+  StatusOptions opts;
+  opts.json = inv.output == "json";
+  opts.fail_on_pending = inv.fail_on_pending;
+  opts.history = inv.history;
+  return ShowStatus(**db, cfg, files, opts);
 }
 
 Status Dispatch(const Invocation& inv, const Config& cfg) {
@@ -57,6 +105,8 @@ Status Dispatch(const Invocation& inv, const Config& cfg) {
     auto db = Connect(cfg);
     return db.ok() ? Status::Ok() : db.status();
   }
+  if (inv.command == "migrate") return MigrateCommand(inv, cfg);
+  if (inv.command == "status" || inv.command == "validate") return ReportCommand(inv, cfg);
   if (inv.command == "version") {
     PrintResult("pgboot " PGBOOT_VERSION "\n");
     return Status::Ok();

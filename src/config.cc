@@ -116,15 +116,6 @@ Result<std::string> ParseIdent(std::string_view s, size_t* pos) {
   return Lower(s.substr(start, i - start));
 }
 
-std::string QuoteIdent(const std::string& id) {
-  std::string out = "\"";
-  for (char c : id) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 // Flattens a TOML document into dotted keys -> string values.
 Status FlattenToml(const toml::table& t, const std::string& prefix, const std::string& file,
                    std::map<std::string, Sourced>* out) {
@@ -160,6 +151,15 @@ Result<std::string> ReadWholeFile(const std::string& path) {
 const std::vector<SettingSpec>& SettingSpecs() {
   static const std::vector<SettingSpec> specs(std::begin(kSpecs), std::end(kSpecs));
   return specs;
+}
+
+std::string QuoteIdent(const std::string& id) {
+  std::string out = "\"";
+  for (char c : id) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
 }
 
 std::string QualifiedName::Quoted() const { return QuoteIdent(schema) + "." + QuoteIdent(table); }

@@ -22,6 +22,9 @@ struct QualifiedName {
   std::string Quoted() const;  // "schema"."table", safe to splice into SQL
 };
 
+// "identifier" with embedded quotes doubled, safe to splice into SQL.
+std::string QuoteIdent(const std::string& id);
+
 struct Config {
   std::string database_url;  // empty: libpq's PG* variables and defaults
   std::string migrations_dir = "./migrations";

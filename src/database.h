@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,13 @@ class Database {
   // (when given) is the index of the failing statement.
   virtual Status ExecSequence(const std::vector<std::string>& statements,
                               size_t* failed_index = nullptr) = 0;
+
+  // While a call waits for the server, `tick` runs every `interval_ms` (0 turns
+  // it off): the migrator logs migration.progress this way.
+  virtual void SetTicker(int64_t interval_ms, std::function<void()> tick) {
+    (void)interval_ms;
+    (void)tick;
+  }
 
   // The server's backend pid of this session.
   virtual int BackendPid() = 0;

@@ -1,0 +1,149 @@
+#include "history.h"
+
+#include <unistd.h>
+
+namespace pgboot {
+namespace {
+
+const char* kIsoUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+
+std::string Col(const std::vector<std::optional<std::string>>& row, size_t i) {
+  return i < row.size() && row[i] ? *row[i] : std::string();
+}
+
+}  // namespace
+
+std::string SqlLiteral(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string AppliedBy() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string("pgboot ") + PGBOOT_VERSION + " on " + (host[0] ? host : "unknown");
+}
+
+History::History(Database& db, QualifiedName name) : db_(db), name_(std::move(name)) {
+  table_ = name_.Quoted();
+  QualifiedName log = name_;
+  log.table += "_log";
+  log_table_ = log.Quoted();
+}
+
+Result<bool> History::Exists() {
+  auto r = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {table_});
+  if (!r.ok()) return r.status().Wrap("reading history table " + table_);
+  return !r->rows.empty() && Col(r->rows[0], 0) == "t";
+}
+
+Result<std::vector<HistoryRow>> History::Read() {
+  auto exists = Exists();
+  if (!exists.ok()) return exists.status();
+  std::vector<HistoryRow> rows;
+  if (!*exists) return rows;
+  auto r = db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT TIME "
+                                "ZONE 'UTC', ") +
+                    kIsoUtc + "), execution_ms, applied_by, batch FROM " + table_);
+  if (!r.ok()) return r.status().Wrap("reading history table " + table_);
+  for (const auto& row : r->rows) {
+    HistoryRow h;
+    h.version = Col(row, 0);
+    h.name = Col(row, 1);
+    h.checksum = Col(row, 2);
+    h.status = Col(row, 3);
+    h.applied_at = Col(row, 4);
+    if (row.size() > 5 && row[5]) h.execution_ms = std::stoll(*row[5]);
+    h.applied_by = Col(row, 6);
+    h.batch = row.size() > 7 && row[7] ? std::stoll(*row[7]) : 0;
+    rows.push_back(std::move(h));
+  }
+  return rows;
+}
+
+Status History::Create() {
+  std::vector<std::string> ddl;
+  ddl.push_back("CREATE SCHEMA IF NOT EXISTS " + QuoteIdent(name_.schema));
+  ddl.push_back("CREATE TABLE IF NOT EXISTS " + table_ +
+                " (\n"
+                "  version      text PRIMARY KEY,\n"
+                "  name         text NOT NULL,\n"
+                "  checksum     text NOT NULL,\n"
+                "  status       text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),\n"
+                "  applied_at   timestamptz NOT NULL DEFAULT now(),\n"
+                "  execution_ms integer,\n"
+                "  applied_by   text NOT NULL,\n"
+                "  batch        integer NOT NULL\n"
+                ")");
+  ddl.push_back("CREATE TABLE IF NOT EXISTS " + log_table_ +
+                " (\n"
+                "  id      bigserial PRIMARY KEY,\n"
+                "  at      timestamptz NOT NULL DEFAULT now(),\n"
+                "  event   text NOT NULL,\n"
+                "  version text,\n"
+                "  by      text NOT NULL,\n"
+                "  detail  jsonb NOT NULL DEFAULT '{}'\n"
+                ")");
+  for (const std::string& sql : ddl) {
+    auto r = db_.Exec(sql);
+    if (!r.ok()) return r.status().Wrap("creating " + table_);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<AuditEvent>> History::ReadAudit() {
+  auto exists = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {log_table_});
+  if (!exists.ok()) return exists.status();
+  std::vector<AuditEvent> events;
+  if (exists->rows.empty() || Col(exists->rows[0], 0) != "t") return events;
+  auto r = db_.Exec(std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kIsoUtc +
+                    "), event, version, by, detail::text FROM " + log_table_ +
+                    " ORDER BY id DESC");
+  if (!r.ok()) return r.status().Wrap("reading audit table " + log_table_);
+  for (const auto& row : r->rows) {
+    AuditEvent e;
+    e.id = std::stoll(Col(row, 0));
+    e.at = Col(row, 1);
+    e.event = Col(row, 2);
+    e.version = Col(row, 3);
+    e.by = Col(row, 4);
+    e.detail = Col(row, 5);
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+Result<int64_t> History::NextBatch() {
+  auto r = db_.Exec("SELECT coalesce(max(batch), 0) + 1 FROM " + table_);
+  if (!r.ok()) return r.status();
+  return std::stoll(Col(r->rows.at(0), 0));
+}
+
+std::string History::InsertAppliedSql(const Migration& m, int64_t batch,
+                                      const std::string& by) const {
+  return "INSERT INTO " + table_ +
+         " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch) "
+         "VALUES (" +
+         SqlLiteral(m.version) + ", " + SqlLiteral(m.name) + ", " + SqlLiteral(m.checksum) +
+         ", 'applied', now(), "
+         "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, " +
+         SqlLiteral(by) + ", " + std::to_string(batch) + ")";
+}
+
+std::string History::AuditSql(const std::string& event, const std::string& version,
+                              const std::string& by, const std::string& detail_json) const {
+  return "INSERT INTO " + log_table_ + " (event, version, by, detail) VALUES (" +
+         SqlLiteral(event) + ", " + (version.empty() ? "NULL" : SqlLiteral(version)) + ", " +
+         SqlLiteral(by) + ", " + SqlLiteral(detail_json) + "::jsonb)";
+}
+
+std::string History::LockKeySql() const {
+  return "hashtextextended('pgboot:' || quote_ident(" + SqlLiteral(name_.schema) +
+         ") || '.' || quote_ident(" + SqlLiteral(name_.table) + "), 0)";
+}
+
+}  // namespace pgboot

@@ -1,0 +1,64 @@
+// Plan: migration files + history rows -> each version's state, what is pending, what is wrong (SPEC §5).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "migration_files.h"
+
+namespace pgboot {
+
+// One row of the history table (SPEC §5).
+struct HistoryRow {
+  std::string version;
+  std::string name;
+  std::string checksum;
+  std::string status;      // applied, running or failed
+  std::string applied_at;  // ISO 8601 UTC
+  std::optional<int64_t> execution_ms;
+  std::string applied_by;
+  int64_t batch = 0;
+};
+
+enum class MigrationState { kApplied, kPending, kRunning, kFailed, kMissing, kChanged, kFuture };
+const char* StateName(MigrationState s);
+
+struct PlanRow {
+  std::string version;
+  std::string name;
+  MigrationState state = MigrationState::kPending;
+  const Migration* file = nullptr;   // null for missing/future rows
+  const HistoryRow* row = nullptr;   // null for pending rows
+  std::string checksum;              // the file's, else the recorded one
+};
+
+// A validation finding. Errors fail `validate` (exit 6) and block `migrate`;
+// warnings (future versions) are only logged.
+struct Finding {
+  std::string version;
+  std::string message;
+  bool error = true;
+  // running/failed rows: before the lock they mean "in progress elsewhere" (wait
+  // for the lock); under the lock they are errors until `repair`.
+  bool unfinished = false;
+};
+
+struct Plan {
+  std::vector<PlanRow> rows;               // every version, ascending
+  std::vector<const Migration*> pending;   // to apply, ascending
+  std::vector<Finding> findings;
+  std::string newest_applied;              // empty when nothing is applied
+  int64_t applied_count = 0;               // versions recorded as applied in the database
+
+  bool HasErrors(bool count_unfinished) const;
+  bool HasUnfinished() const;
+};
+
+// Compares files with history. `out_of_order` allows pending versions below the
+// newest applied one. Both inputs must outlive the plan (it points into them).
+Plan BuildPlan(const std::vector<Migration>& files, const std::vector<HistoryRow>& history,
+               bool out_of_order);
+
+}  // namespace pgboot
