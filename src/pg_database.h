@@ -1,0 +1,93 @@
+// PgDatabase: the Database over libpq, non-blocking, every wait through the EventLoop; and one
+// readiness attempt.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clock.h"
+#include "database.h"
+#include "readiness.h"
+#include "status.h"
+
+struct pg_conn;    // libpq's PGconn: libpq-fe.h stays inside pg_database.cc
+struct pg_result;  // libpq's PGresult
+
+namespace pgboot {
+
+struct ConnectOptions {
+  // A postgres:// URI or a libpq key=value string; empty: libpq's PG*
+  // variables and defaults.
+  std::string conninfo;
+  // Send `-c client_connection_check_interval=1s`. Turned off only for servers
+  // older than 14, which reject the setting at startup.
+  bool connection_check = true;
+};
+
+// A connected session in non-blocking mode. A terminating signal during a call
+// cancels the statement (PQcancel, repeated every second), waits up to 5 s for
+// it to end, and returns Status::Signal; the session is then idle (its
+// transaction, if any, aborted) and usable for ROLLBACK and unlocking. A lost
+// connection reports SQLSTATE 08006.
+class PgDatabase : public Database {
+ public:
+  // Takes ownership of an established connection.
+  PgDatabase(pg_conn* conn, Clock& clock);
+  ~PgDatabase() override;
+  PgDatabase(const PgDatabase&) = delete;
+  PgDatabase& operator=(const PgDatabase&) = delete;
+
+  Result<QueryResult> Exec(std::string_view sql, const std::vector<SqlParam>& params = {}) override;
+
+  // One pipeline: each statement is sent with the extended protocol (so each
+  // must be a single statement), then one Sync. Without an open transaction
+  // the server runs everything up to the Sync as one implicit transaction, so
+  // statements that refuse a transaction block (CREATE INDEX CONCURRENTLY,
+  // VACUUM) belong in Exec, one at a time. After a failure the server skips
+  // the rest (PGRES_PIPELINE_ABORTED).
+  Status ExecSequence(const std::vector<std::string>& statements,
+                      size_t* failed_index = nullptr) override;
+
+  int BackendPid() override;
+  std::string DatabaseName() override;
+  int ServerVersion() override;
+
+  // Exec that gives up at `deadline_ms` on the clock (< 0: never) with exit
+  // code kExitNotReady; the session is then unusable. Readiness's SELECT 1 uses it.
+  Result<QueryResult> ExecUntil(std::string_view sql, const std::vector<SqlParam>& params,
+                                int64_t deadline_ms);
+
+ private:
+  struct Io;
+  Io AwaitResult(int64_t deadline_ms);
+  Io AwaitReadable(int64_t deadline_ms);
+  // Collects results until the command (or, in pipeline mode, the Sync) is
+  // done, handing each one to `on_result` with the index of its statement.
+  Status Drive(int64_t deadline_ms, bool pipeline,
+               const std::function<void(const pg_result*, size_t)>& on_result, size_t* progress);
+  Status DiscardCopyOut(int64_t deadline_ms, bool pipeline);
+  Status Interrupt(int signo, bool pipeline);
+  void SendCancel();
+  Status Usable();
+  Status Lost();
+  Status SendFailed();
+  int64_t Remaining(int64_t deadline_ms);
+
+  pg_conn* conn_;
+  Clock& clock_;
+  bool broken_ = false;  // results left unread after a timeout or a failed cancel
+  std::string database_name_;
+};
+
+// One readiness attempt (SPEC §3), never running past `deadline_ms` on `clock`
+// (< 0: no deadline): PQconnectStartParams + PQconnectPoll through the
+// EventLoop, then an authenticated SELECT 1. Every connection carries
+// application_name=pgboot@<hostname>, TCP keepalives (idle 10 s, interval 5 s,
+// count 3; the user's string may tune them) and
+// client_connection_check_interval=1s appended to the user's `options`.
+AttemptOutcome PgAttemptConnect(const ConnectOptions& opts, int64_t deadline_ms, Clock& clock);
+
+}  // namespace pgboot

@@ -1,0 +1,174 @@
+#include "readiness.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "log.h"
+
+namespace pgboot {
+namespace {
+
+// How the deadline reads in the final message: "60s", or "1500ms" when it is
+// not whole seconds (the way the user most likely wrote it).
+std::string FormatTimeout(int64_t ms) {
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+bool Contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+// libpq's "invalid <option> value: ...", "invalid integer value ... for
+// connection option ...", "invalid value ... for minimum SSL protocol version".
+bool CallsAValueInvalid(std::string_view message) {
+  for (size_t at = message.find("invalid "); at != std::string_view::npos;
+       at = message.find("invalid ", at + 1)) {
+    std::string_view rest = message.substr(at + 8);
+    std::string_view words = rest.substr(0, rest.find_first_of(":\"\n"));
+    while (!words.empty() && words.back() == ' ') words.remove_suffix(1);
+    if (words.size() <= 40 && words.ends_with("value")) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view message) {
+  if (!sqlstate.empty()) {
+    if (sqlstate == "28P01" || sqlstate == "28000" || sqlstate == "3D000" || sqlstate == "42501") {
+      return AnswerKind::kFatal;
+    }
+    if (sqlstate == "57P03") return AnswerKind::kNoServer;
+    if (sqlstate == "53300") return AnswerKind::kTooManyConnections;
+    return AnswerKind::kTransient;
+  }
+  // The server said nothing: these are libpq's own words.
+  if (Contains(message, "invalid port number") || CallsAValueInvalid(message) ||
+      Contains(message, "invalid SSL protocol version range") ||
+      Contains(message, "could not match ") || Contains(message, "service file") ||
+      Contains(message, "definition of service")) {
+    return AnswerKind::kConfig;
+  }
+  // The server demanded a password and none is configured: retrying cannot help.
+  if (Contains(message, "fe_sendauth: no password supplied")) return AnswerKind::kFatal;
+  // "connection to server ... failed: <strerror>" and getaddrinfo's words.
+  static constexpr std::string_view kNothingAnswers[] = {
+      "failed: Connection refused",
+      "failed: No such file or directory",
+      "failed: No route to host",
+      "failed: Network is unreachable",
+      "could not translate host name",
+      "Name or service not known",
+      "Temporary failure in name resolution",
+  };
+  for (std::string_view marker : kNothingAnswers) {
+    if (Contains(message, marker)) return AnswerKind::kNoServer;
+  }
+  return AnswerKind::kTransient;
+}
+
+const char* AnswerKindName(AnswerKind kind) {
+  switch (kind) {
+    case AnswerKind::kReady:
+      return "ready";
+    case AnswerKind::kNoServer:
+      return "no_server";
+    case AnswerKind::kTooManyConnections:
+      return "too_many_connections";
+    case AnswerKind::kTransient:
+      return "transient";
+    case AnswerKind::kFatal:
+      return "fatal";
+    case AnswerKind::kConfig:
+      return "config";
+    case AnswerKind::kSignal:
+      return "signal";
+  }
+  return "transient";
+}
+
+int64_t Backoff::CapFor(AnswerKind kind) const {
+  return kind == AnswerKind::kNoServer ? kNoServerCapMs : max_interval_ms_;
+}
+
+int64_t Backoff::Next(AnswerKind kind, double u01) {
+  if (!started_ || kind != last_) {
+    n_ = 0;
+  } else if (n_ < 62) {  // base * 2^n is capped long before, but never overflow n itself
+    ++n_;
+  }
+  started_ = true;
+  last_ = kind;
+
+  const int64_t cap = std::max<int64_t>(0, CapFor(kind));
+  int64_t ceiling = kBaseMs;
+  for (int i = 0; i < n_ && ceiling < cap; ++i) ceiling *= 2;
+  ceiling_ = std::min(cap, ceiling);
+
+  // Full jitter over whole milliseconds, both ends included.
+  const double u = std::clamp(u01, 0.0, 1.0);
+  const auto draw = static_cast<int64_t>(std::floor(u * static_cast<double>(ceiling_ + 1)));
+  return std::min(draw, ceiling_);
+}
+
+Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock& clock,
+                                                  const Attempter& attempt, const Sleeper& sleep) {
+  const int64_t start = clock.NowMs();
+  const int64_t deadline = opts.timeout_ms > 0 ? start + opts.timeout_ms : -1;
+  Backoff backoff(opts.max_interval_ms);
+  int64_t attempts = 0;
+  std::string last_reason;
+  int64_t next_summary = start + opts.summary_interval_ms;
+
+  auto not_ready = [&]() {
+    return Status::NotReady("database not ready within " + FormatTimeout(opts.timeout_ms) + ": " +
+                            Redact(last_reason));
+  };
+
+  for (;;) {
+    AttemptOutcome out = attempt(deadline);
+    ++attempts;
+    switch (out.kind) {
+      case AnswerKind::kReady:
+        LogInfo("wait.ready", {{"ms", clock.NowMs() - start}, {"attempts", attempts}});
+        return std::move(out.db);
+      case AnswerKind::kFatal:
+        return Status::Sql(kExitFatalConnect, Redact(out.reason), out.sqlstate);
+      case AnswerKind::kConfig:
+        return Status::Usage(Redact(out.reason));
+      case AnswerKind::kSignal:
+        return Status::Signal(out.signo);
+      case AnswerKind::kNoServer:
+      case AnswerKind::kTooManyConnections:
+      case AnswerKind::kTransient:
+        break;
+    }
+    last_reason = out.reason;
+
+    const int64_t now = clock.NowMs();
+    if (deadline >= 0 && now >= deadline) return not_ready();
+    int64_t sleep_ms = backoff.Next(out.kind, clock.Uniform01());
+    if (deadline >= 0) sleep_ms = std::min(sleep_ms, deadline - now);
+
+    LogFields fields = {{"attempt", attempts}, {"kind", AnswerKindName(out.kind)}};
+    if (!out.sqlstate.empty()) fields.emplace_back("sqlstate", out.sqlstate);
+    fields.emplace_back("reason", last_reason);
+    fields.emplace_back("sleep_ms", sleep_ms);
+    LogDebug("wait.retry", fields);
+    if (opts.summary_interval_ms > 0 && now >= next_summary) {
+      LogInfo("wait.retry",
+              {{"attempts", attempts}, {"elapsed_ms", now - start}, {"reason", last_reason}});
+      while (next_summary <= now) next_summary += opts.summary_interval_ms;
+    }
+
+    // Sleep even for 0 ms: it is where a signal that arrived during a quick
+    // attempt (a refused connect never waits) is noticed.
+    Status slept = sleep(sleep_ms);
+    if (!slept.ok()) return slept;
+    if (deadline >= 0 && clock.NowMs() >= deadline) return not_ready();
+  }
+}
+
+}  // namespace pgboot
