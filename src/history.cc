@@ -66,28 +66,41 @@ Result<std::vector<HistoryRow>> History::Read() {
 }
 
 Status History::Create() {
+  // Only what is missing: IF NOT EXISTS alone would log a NOTICE on every run.
+  auto have = db_.Exec(
+      "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL, "
+      "to_regclass($3) IS NOT NULL",
+      {QuoteIdent(name_.schema), table_, log_table_});
+  if (!have.ok()) return have.status().Wrap("checking for " + table_);
+  auto present = [&](size_t i) {
+    return !have->rows.empty() && have->rows[0].size() > i && have->rows[0][i] == "t";
+  };
   std::vector<std::string> ddl;
-  ddl.push_back("CREATE SCHEMA IF NOT EXISTS " + QuoteIdent(name_.schema));
-  ddl.push_back("CREATE TABLE IF NOT EXISTS " + table_ +
-                " (\n"
-                "  version      text PRIMARY KEY,\n"
-                "  name         text NOT NULL,\n"
-                "  checksum     text NOT NULL,\n"
-                "  status       text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),\n"
-                "  applied_at   timestamptz NOT NULL DEFAULT now(),\n"
-                "  execution_ms integer,\n"
-                "  applied_by   text NOT NULL,\n"
-                "  batch        integer NOT NULL\n"
-                ")");
-  ddl.push_back("CREATE TABLE IF NOT EXISTS " + log_table_ +
-                " (\n"
-                "  id      bigserial PRIMARY KEY,\n"
-                "  at      timestamptz NOT NULL DEFAULT now(),\n"
-                "  event   text NOT NULL,\n"
-                "  version text,\n"
-                "  by      text NOT NULL,\n"
-                "  detail  jsonb NOT NULL DEFAULT '{}'\n"
-                ")");
+  if (!present(0)) ddl.push_back("CREATE SCHEMA IF NOT EXISTS " + QuoteIdent(name_.schema));
+  if (!present(1)) {
+    ddl.push_back("CREATE TABLE IF NOT EXISTS " + table_ +
+                  " (\n"
+                  "  version      text PRIMARY KEY,\n"
+                  "  name         text NOT NULL,\n"
+                  "  checksum     text NOT NULL,\n"
+                  "  status       text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),\n"
+                  "  applied_at   timestamptz NOT NULL DEFAULT now(),\n"
+                  "  execution_ms integer,\n"
+                  "  applied_by   text NOT NULL,\n"
+                  "  batch        integer NOT NULL\n"
+                  ")");
+  }
+  if (!present(2)) {
+    ddl.push_back("CREATE TABLE IF NOT EXISTS " + log_table_ +
+                  " (\n"
+                  "  id      bigserial PRIMARY KEY,\n"
+                  "  at      timestamptz NOT NULL DEFAULT now(),\n"
+                  "  event   text NOT NULL,\n"
+                  "  version text,\n"
+                  "  by      text NOT NULL,\n"
+                  "  detail  jsonb NOT NULL DEFAULT '{}'\n"
+                  ")");
+  }
   for (const std::string& sql : ddl) {
     auto r = db_.Exec(sql);
     if (!r.ok()) return r.status().Wrap("creating " + table_);
@@ -134,11 +147,13 @@ std::string History::InsertAppliedSql(const Migration& m, int64_t batch,
          SqlLiteral(by) + ", " + std::to_string(batch) + ")";
 }
 
+// `detail_json` is an SQL expression yielding the detail (every caller builds it
+// with jsonb_build_object or a quoted JSON literal cast to jsonb); it is spliced, not quoted.
 std::string History::AuditSql(const std::string& event, const std::string& version,
                               const std::string& by, const std::string& detail_json) const {
   return "INSERT INTO " + log_table_ + " (event, version, by, detail) VALUES (" +
          SqlLiteral(event) + ", " + (version.empty() ? "NULL" : SqlLiteral(version)) + ", " +
-         SqlLiteral(by) + ", " + SqlLiteral(detail_json) + "::jsonb)";
+         SqlLiteral(by) + ", (" + detail_json + ")::jsonb)";
 }
 
 std::string History::LockKeySql() const {

@@ -305,6 +305,12 @@ PgDatabase::PgDatabase(pg_conn* conn, Clock& clock) : conn_(conn), clock_(clock)
 
 PgDatabase::~PgDatabase() { PQfinish(conn_); }
 
+void PgDatabase::SetTicker(int64_t interval_ms, std::function<void()> tick) {
+  tick_interval_ms_ = interval_ms;
+  tick_ = std::move(tick);
+  next_tick_ms_ = clock_.NowMs() + interval_ms;
+}
+
 int64_t PgDatabase::Remaining(int64_t deadline_ms) {
   if (deadline_ms < 0) return -1;
   return std::max<int64_t>(0, deadline_ms - clock_.NowMs());
@@ -338,9 +344,22 @@ PgDatabase::Io PgDatabase::AwaitResult(int64_t deadline_ms) {
     const int sock = PQsocket(conn_);
     if (sock < 0 || PQstatus(conn_) == CONNECTION_BAD) return {Io::kLost};
     const short events = static_cast<short>(POLLIN | (flushed == 1 ? POLLOUT : 0));
-    const EventLoop::Wake wake = EventLoop::Get().Wait(sock, events, Remaining(deadline_ms));
+    int64_t wait_ms = Remaining(deadline_ms);
+    const bool ticking = tick_ && tick_interval_ms_ > 0;
+    if (ticking) {
+      const int64_t to_tick = std::max<int64_t>(next_tick_ms_ - clock_.NowMs(), 0);
+      if (wait_ms < 0 || to_tick < wait_ms) wait_ms = to_tick;
+    }
+    const EventLoop::Wake wake = EventLoop::Get().Wait(sock, events, wait_ms);
     if (wake.kind == EventLoop::Wake::kSignal) return {Io::kSignal, wake.signo};
-    if (wake.kind == EventLoop::Wake::kTimeout) return {Io::kTimeout};
+    if (ticking && clock_.NowMs() >= next_tick_ms_) {
+      next_tick_ms_ = clock_.NowMs() + tick_interval_ms_;
+      tick_();
+    }
+    if (wake.kind == EventLoop::Wake::kTimeout) {
+      if (deadline_ms < 0 || clock_.NowMs() < deadline_ms) continue;  // only a tick
+      return {Io::kTimeout};
+    }
     if ((wake.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) && !PQconsumeInput(conn_)) {
       // The server may have said why before it closed (e.g. 57P01): let the
       // caller read that result first.

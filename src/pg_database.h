@@ -51,6 +51,7 @@ class PgDatabase : public Database {
   Status ExecSequence(const std::vector<std::string>& statements,
                       size_t* failed_index = nullptr) override;
 
+  void SetTicker(int64_t interval_ms, std::function<void()> tick) override;
   int BackendPid() override;
   std::string DatabaseName() override;
   int ServerVersion() override;
@@ -79,6 +80,9 @@ class PgDatabase : public Database {
   pg_conn* conn_;
   Clock& clock_;
   bool broken_ = false;  // results left unread after a timeout or a failed cancel
+  int64_t tick_interval_ms_ = 0;
+  int64_t next_tick_ms_ = 0;
+  std::function<void()> tick_;
   std::string database_name_;
 };
 
