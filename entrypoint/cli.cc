@@ -164,7 +164,10 @@ Result<Invocation> ParseCommandLine(int argc, char** argv) {
     return Status::Usage("'" + inv.command + "' runs no application; drop the -- and what follows");
   }
 
-  if (r.count("target")) inv.target = r["target"].as<std::string>();
+  if (r.count("target")) {
+    inv.target = r["target"].as<std::string>();
+    if (inv.target.empty()) return Status::Usage("--target needs a version");
+  }
   inv.dry_run = r.count("dry-run") > 0;
   if (r.count("output")) {
     inv.output = r["output"].as<std::string>();
