@@ -9,10 +9,13 @@
 #include "commands.h"
 #include "config.h"
 #include "database.h"
+#include "doctor.h"
 #include "event_loop.h"
 #include "log.h"
 #include "migration_files.h"
 #include "migrator.h"
+#include "new_migration.h"
+#include "operator.h"
 #include "pg_database.h"
 #include "readiness.h"
 #include "supervisor.h"
@@ -54,6 +57,8 @@ Status MigrateCommand(const Invocation& inv, const Config& cfg) {
   // Files first: a broken file fails at once instead of after the wait.
   auto files = LoadFiles(cfg);
   if (!files.ok()) return files.status();
+  Status target = CheckTarget(*files, inv.target, cfg.migrations_dir);
+  if (!target.ok()) return target;
   auto db = Connect(cfg);
   if (!db.ok()) return db.status();
   MigrateOptions opts;
@@ -99,6 +104,41 @@ Status ReportCommand(const Invocation& inv, const Config& cfg) {
   return ShowStatus(**db, cfg, files, opts);
 }
 
+// rollback, repair, baseline and doctor: files first (a broken file fails
+// before the wait), then one connection.
+Status OperatorCommand(const Invocation& inv, const Config& cfg) {
+  RollbackOptions rollback;
+  rollback.steps = inv.steps;
+  rollback.to = inv.to;
+  rollback.batch = inv.batch;
+  rollback.dry_run = inv.dry_run;
+  rollback.allow_production = inv.allow_production;
+  if (inv.command == "rollback") {
+    // Refused before anything, even before waiting for the database.
+    Status guard = CheckProductionGuard(cfg, rollback);
+    if (!guard.ok()) return guard;
+  }
+  auto files = LoadFiles(cfg);
+  if (!files.ok()) return files.status();
+  auto db = Connect(cfg);
+  if (!db.ok()) return db.status();
+  if (inv.command == "rollback") return Rollback(**db, cfg, *files, rollback, RealClock());
+  if (inv.command == "repair") return Repair(**db, cfg, *files, inv.yes, RealClock());
+  if (inv.command == "baseline") {
+    return Baseline(**db, cfg, *files, inv.operands.at(0), inv.force, RealClock());
+  }
+  return Doctor(**db, cfg, *files, inv.output == "json");
+}
+
+// new: files only, never the database.
+Status NewCommand(const Invocation& inv, const Config& cfg) {
+  auto path = CreateMigration(cfg.migrations_dir, inv.operands.at(0), SystemWallClock());
+  if (!path.ok()) return path.status();
+  LogInfo("migration.created", {{"path", *path}});
+  PrintResult(*path + "\n");
+  return Status::Ok();
+}
+
 Status Dispatch(const Invocation& inv, const Config& cfg) {
   if (inv.command == "run") return RunMode(inv, cfg);
   if (inv.command == "wait") {
@@ -107,6 +147,11 @@ Status Dispatch(const Invocation& inv, const Config& cfg) {
   }
   if (inv.command == "migrate") return MigrateCommand(inv, cfg);
   if (inv.command == "status" || inv.command == "validate") return ReportCommand(inv, cfg);
+  if (inv.command == "rollback" || inv.command == "repair" || inv.command == "baseline" ||
+      inv.command == "doctor") {
+    return OperatorCommand(inv, cfg);
+  }
+  if (inv.command == "new") return NewCommand(inv, cfg);
   if (inv.command == "version") {
     PrintResult("pgboot " PGBOOT_VERSION "\n");
     return Status::Ok();

@@ -29,7 +29,7 @@ constexpr SettingSpec kSpecs[] = {
     {"wait-max-interval", "PGBOOT_WAIT_MAX_INTERVAL", "wait.max_interval", "1s",
      SettingKind::kDuration, "Backoff cap while the server answers 'too many connections'"},
     {"lock-timeout", "PGBOOT_LOCK_TIMEOUT", "lock.timeout", "15m", SettingKind::kDuration,
-     "Give up waiting for the migration lock after this long"},
+     "Give up waiting for the migration lock after this long (0 = forever)"},
     {"ddl-lock-timeout", "PGBOOT_DDL_LOCK_TIMEOUT", "migrations.ddl_lock_timeout", "0",
      SettingKind::kDuration, "lock_timeout for each migration, retried on 55P03 (0 = off)"},
     {"ddl-retries", "PGBOOT_DDL_RETRIES", "migrations.ddl_retries", "3", SettingKind::kCount,

@@ -7,6 +7,13 @@ namespace {
 
 const char* kIsoUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
+// A failure on pgboot's own tables is not a migration's SQL failing (exit 5):
+// exit 1, keeping a signal's 128+N.
+Status Internal(const Status& s, const std::string& what) {
+  if (s.is_signal()) return s;
+  return Status::Sql(kExitInternal, what + ": " + s.message(), s.sqlstate());
+}
+
 std::string Col(const std::vector<std::optional<std::string>>& row, size_t i) {
   return i < row.size() && row[i] ? *row[i] : std::string();
 }
@@ -37,7 +44,7 @@ History::History(Database& db, QualifiedName name) : db_(db), name_(std::move(na
 
 Result<bool> History::Exists() {
   auto r = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {table_});
-  if (!r.ok()) return r.status().Wrap("reading history table " + table_);
+  if (!r.ok()) return Internal(r.status(), "reading history table " + table_);
   return !r->rows.empty() && Col(r->rows[0], 0) == "t";
 }
 
@@ -49,7 +56,7 @@ Result<std::vector<HistoryRow>> History::Read() {
   auto r = db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT TIME "
                                 "ZONE 'UTC', ") +
                     kIsoUtc + "), execution_ms, applied_by, batch FROM " + table_);
-  if (!r.ok()) return r.status().Wrap("reading history table " + table_);
+  if (!r.ok()) return Internal(r.status(), "reading history table " + table_);
   for (const auto& row : r->rows) {
     HistoryRow h;
     h.version = Col(row, 0);
@@ -71,7 +78,7 @@ Status History::Create() {
       "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL, "
       "to_regclass($3) IS NOT NULL",
       {QuoteIdent(name_.schema), table_, log_table_});
-  if (!have.ok()) return have.status().Wrap("checking for " + table_);
+  if (!have.ok()) return Internal(have.status(), "checking for " + table_);
   auto present = [&](size_t i) {
     return !have->rows.empty() && have->rows[0].size() > i && have->rows[0][i] == "t";
   };
@@ -103,7 +110,7 @@ Status History::Create() {
   }
   for (const std::string& sql : ddl) {
     auto r = db_.Exec(sql);
-    if (!r.ok()) return r.status().Wrap("creating " + table_);
+    if (!r.ok()) return Internal(r.status(), "creating " + table_);
   }
   return Status::Ok();
 }
@@ -116,7 +123,7 @@ Result<std::vector<AuditEvent>> History::ReadAudit() {
   auto r = db_.Exec(std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kIsoUtc +
                     "), event, version, by, detail::text FROM " + log_table_ +
                     " ORDER BY id DESC");
-  if (!r.ok()) return r.status().Wrap("reading audit table " + log_table_);
+  if (!r.ok()) return Internal(r.status(), "reading audit table " + log_table_);
   for (const auto& row : r->rows) {
     AuditEvent e;
     e.id = std::stoll(Col(row, 0));

@@ -162,6 +162,22 @@ std::string Keywords(std::string_view text) {
   return std::string(Trim(out));
 }
 
+// COPY ... FROM STDIN: the protocol would wait for rows pgboot has none of.
+bool IsCopyFromStdin(std::string_view statement) {
+  std::string words;
+  bool space = false;
+  for (char c : statement) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = true;
+      continue;
+    }
+    if (space && !words.empty()) words += ' ';
+    space = false;
+    words += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return words.starts_with("COPY ") && words.find(" FROM STDIN") != std::string::npos;
+}
+
 // Splits `section` into statements, recording lexer errors and forbidden transaction
 // control. Returns false when the section could not be lexed.
 bool SplitSection(const std::string& path, std::string_view how_to_opt_out, Section* section,
@@ -173,6 +189,14 @@ bool SplitSection(const std::string& path, std::string_view how_to_opt_out, Sect
     return false;
   }
   section->statements = std::move(*split);
+  for (const SqlStatement& st : section->statements) {
+    if (IsCopyFromStdin(st.text)) {
+      errors->push_back({path, st.line,
+                         "COPY ... FROM STDIN needs data that a migration file cannot carry "
+                         "(psql's inline data is not SQL); use INSERT, or COPY FROM a file "
+                         "the server can read"});
+    }
+  }
   if (!section->transactional) return true;
   for (const SqlStatement& st : section->statements) {
     if (!st.is_transaction_control) continue;

@@ -99,22 +99,32 @@ class Applier {
     }
     stmts.push_back("COMMIT");
     const int64_t start = clock_.NowMs();
-    size_t failed = 0;
-    Status s = db_.ExecSequence(stmts, &failed);
-    if (s.ok()) {
-      for (const Migration* m : ms) {
-        LogInfo("migration.applied",
-                {{"version", m->version}, {"name", m->name}, {"ms", clock_.NowMs() - start}});
+    for (int64_t attempt = 1;; ++attempt) {
+      size_t failed = 0;
+      Status s = db_.ExecSequence(stmts, &failed);
+      if (s.ok()) {
+        for (const Migration* m : ms) {
+          LogInfo("migration.applied",
+                  {{"version", m->version}, {"name", m->name}, {"ms", clock_.NowMs() - start}});
+        }
+        return s;
       }
-      return s;
-    }
-    Rollback();
-    for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
-      if (failed >= it->first) {
-        return Failed(*it->m, s, failed - it->first, /*audit=*/!s.is_signal());
+      Rollback();
+      const Span* span = nullptr;
+      for (auto it = spans.rbegin(); it != spans.rend() && !span; ++it) {
+        if (failed >= it->first) span = &*it;
       }
+      // --ddl-lock-timeout retries the whole transaction from its start, as it
+      // retries each migration's own transaction without --single-transaction.
+      if (!s.is_signal() && span && RetryableLockTimeout(s, attempt)) {
+        Status slept = RetryPause(*span->m, s, attempt);
+        if (!slept.ok()) return slept;
+        continue;
+      }
+      if (span) return Failed(*span->m, s, failed - span->first, /*audit=*/!s.is_signal());
+      return s.is_signal() ? s
+                           : Status::MigrationFailed("single transaction failed: " + s.message());
     }
-    return s.is_signal() ? s : Status::MigrationFailed("single transaction failed: " + s.message());
   }
 
  private:
@@ -127,6 +137,22 @@ class Applier {
       stmts->push_back("SET LOCAL statement_timeout = '" +
                        std::to_string(cfg_.statement_timeout_ms) + "ms'");
     }
+  }
+
+  bool RetryableLockTimeout(const Status& s, int64_t attempt) const {
+    return s.sqlstate() == "55P03" && cfg_.ddl_lock_timeout_ms > 0 && attempt <= cfg_.ddl_retries;
+  }
+
+  // Logs migration.retry and sleeps before attempt `attempt + 1`.
+  Status RetryPause(const Migration& m, const Status& s, int64_t attempt) {
+    LogWarn("migration.retry", {{"version", m.version},
+                                {"name", m.name},
+                                {"attempt", attempt + 1},
+                                {"sqlstate", s.sqlstate()},
+                                {"reason", s.message()}});
+    // Full jitter, so the DDL does not queue in lockstep with whoever blocks it.
+    int64_t cap = std::min<int64_t>(5000, 100 * (int64_t{1} << std::min<int64_t>(attempt, 6)));
+    return Sleep(static_cast<int64_t>(clock_.Uniform01() * static_cast<double>(cap)));
   }
 
   std::string AppliedAudit(const Migration& m) {
@@ -158,15 +184,8 @@ class Applier {
       if (s.ok()) return s;
       Rollback();
       if (s.is_signal()) return Failed(m, s, failed >= first ? failed - first : 0, false);
-      if (s.sqlstate() == "55P03" && cfg_.ddl_lock_timeout_ms > 0 && attempt <= cfg_.ddl_retries) {
-        LogWarn("migration.retry", {{"version", m.version},
-                                    {"name", m.name},
-                                    {"attempt", attempt + 1},
-                                    {"sqlstate", s.sqlstate()},
-                                    {"reason", s.message()}});
-        // Full jitter, so the DDL does not queue in lockstep with whoever blocks it.
-        int64_t cap = std::min<int64_t>(5000, 100 * (int64_t{1} << std::min<int64_t>(attempt, 6)));
-        Status slept = Sleep(static_cast<int64_t>(clock_.Uniform01() * static_cast<double>(cap)));
+      if (RetryableLockTimeout(s, attempt)) {
+        Status slept = RetryPause(m, s, attempt);
         if (!slept.ok()) return slept;
         continue;
       }
@@ -290,6 +309,18 @@ Status DryRun(const std::vector<const Migration*>& todo) {
 
 }  // namespace
 
+Status CheckTarget(const std::vector<Migration>& files, const std::string& target,
+                   const std::string& dir) {
+  if (target.empty()) return Status::Ok();
+  const bool digits = target.find_first_not_of("0123456789") == std::string::npos;
+  const std::string canonical = digits ? CanonicalVersion(target) : "";
+  bool found = digits && std::any_of(files.begin(), files.end(), [&](const Migration& m) {
+                 return m.version == canonical;
+               });
+  if (!found) return Status::Usage("--target " + target + " names no migration file in " + dir);
+  return Status::Ok();
+}
+
 std::string FailureLocation(const std::string& path, const SqlStatement& st, int position) {
   if (position > 0) {
     auto [line, col] = PositionToLineColumn(st, position);
@@ -335,7 +366,8 @@ Status MigrationLock::Acquire() {
       LogHolder(now - start);
       next_log = now + std::max<int64_t>(cfg_.lock_log_interval_ms, 1);
     }
-    if (now - start >= cfg_.lock_timeout_ms) {
+    const bool forever = cfg_.lock_timeout_ms == 0;
+    if (!forever && now - start >= cfg_.lock_timeout_ms) {
       return Status::LockTimeout("could not get the migration lock within " +
                                  FormatDuration(cfg_.lock_timeout_ms) +
                                  " (another pgboot is migrating; see lock.waiting for the holder)");
@@ -343,7 +375,7 @@ Status MigrationLock::Acquire() {
     // Full jitter up to 500 ms: waiting is cheap, but replicas should not poll in step.
     int64_t cap = std::min<int64_t>(500, 50 * (int64_t{1} << std::min(n, 4)));
     int64_t sleep = static_cast<int64_t>(clock_.Uniform01() * static_cast<double>(cap)) + 1;
-    sleep = std::min(sleep, std::max<int64_t>(start + cfg_.lock_timeout_ms - now, 1));
+    if (!forever) sleep = std::min(sleep, std::max<int64_t>(start + cfg_.lock_timeout_ms - now, 1));
     sleep = std::min(sleep, std::max<int64_t>(next_log - now, 1));
     Status s = Sleep(sleep);
     if (!s.ok()) return s;
@@ -380,16 +412,9 @@ void MigrationLock::Release() {
 
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,
                const MigrateOptions& options, Clock& clock) {
-  std::string target;
-  if (!options.target.empty()) {
-    target = CanonicalVersion(options.target);
-    bool found = std::any_of(files.begin(), files.end(),
-                             [&](const Migration& m) { return m.version == target; });
-    if (!found || options.target.find_first_not_of("0123456789") != std::string::npos) {
-      return Status::Usage("--target " + options.target + " names no migration file in " +
-                           cfg.migrations_dir);
-    }
-  }
+  Status checked = CheckTarget(files, options.target, cfg.migrations_dir);
+  if (!checked.ok()) return checked;
+  const std::string target = options.target.empty() ? "" : CanonicalVersion(options.target);
   History history(db, cfg.history_table);
 
   auto rows = history.Read();

@@ -45,6 +45,11 @@ class MigrationLock {
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,
                const MigrateOptions& options, Clock& clock);
 
+// Checks that `target` (when not empty) names a migration file: a usage error
+// (exit 2) otherwise, before anything waits for the database.
+Status CheckTarget(const std::vector<Migration>& files, const std::string& target,
+                   const std::string& dir);
+
 // Formats the location of a failing statement: `path:line` or `path:line:column`
 // when the server gave a position.
 std::string FailureLocation(const std::string& path, const SqlStatement& st, int position);
