@@ -40,9 +40,10 @@ Status EventLoop::Install() {
   for (int s : kHandled) {
     l.saved_[s] = sigaction(s, nullptr, &l.original_actions_[s]) == 0;
   }
-  // A background pgboot must not stop when it touches the terminal; APP gets
-  // the inherited dispositions back before exec.
-  for (int s : {SIGTTIN, SIGTTOU}) {
+  // A background pgboot must not stop when it touches the terminal, nor die
+  // writing a log line to a closed stderr (EPIPE is enough); APP gets the
+  // inherited dispositions back before exec.
+  for (int s : {SIGTTIN, SIGTTOU, SIGPIPE}) {
     struct sigaction ign = {};
     ign.sa_handler = SIG_IGN;
     l.saved_[s] = sigaction(s, &ign, &l.original_actions_[s]) == 0;

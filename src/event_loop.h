@@ -22,7 +22,7 @@ class EventLoop {
     short revents = 0;   // for kReady
   };
 
-  // Blocks the handled signals, ignores SIGTTIN/SIGTTOU, remembers the inherited
+  // Blocks the handled signals, ignores SIGTTIN/SIGTTOU/SIGPIPE, remembers the inherited
   // mask and dispositions, and opens the signalfd. Call first thing in main.
   static Status Install();
   static EventLoop& Get();

@@ -1,8 +1,11 @@
-// Supervisor: hands the process over to APP — exec (APP becomes PID 1) or --init (fork, forward, reap).
+// Supervisor: hands the process over to APP — exec (APP becomes PID 1) or --init (fork, forward,
+// reap).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "status.h"
@@ -18,8 +21,33 @@ Status ExecApp(const std::vector<std::string>& app);
 // SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH and SIGCONT to
 // APP's pid, reaps every zombie, and when APP exits sends the remaining
 // processes SIGTERM, then SIGKILL after `grace_ms`. Becomes a child subreaper
-// when it is not PID 1. Returns APP's exit code, or 128+N when a signal N
-// killed APP (as Status::WithCode; ok() when APP exited 0).
+// when it is not PID 1. Returns ok() when APP exited 0, else a Status whose
+// code is APP's exit code, or 128+N (is_signal()) when signal N killed APP. APP
+// that cannot be executed gives 127/126, as in exec mode. docs/init-mode.md
+// has the details and the differences from tini.
 Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms);
+
+// ---- pure pieces of --init, exposed for unit tests ----------------------------
+
+// The code a shell would report for a waitpid() status: the exit code, or
+// 128+N when signal N ended the process.
+int ExitCodeFromWaitStatus(int wait_status);
+
+// The fields of /proc/PID/stat that --init needs to find its descendants.
+struct ProcStat {
+  int pid = 0;
+  int ppid = 0;
+  char state = '?';         // R, S, D, Z, T, ...
+  uint64_t start_time = 0;  // clock ticks after boot: with pid, names one process for good
+};
+
+// Parses the text of /proc/PID/stat. The command name is in parentheses and may
+// itself hold spaces and parentheses, so fields are counted from the last ')'.
+std::optional<ProcStat> ParseProcStat(std::string_view text);
+
+// The processes whose chain of parents leads to `root` (root excluded), in
+// breadth-first order. Zombies are left out: they are dead already and their
+// parent reaps them.
+std::vector<ProcStat> Descendants(int root, const std::vector<ProcStat>& procs);
 
 }  // namespace pgboot
