@@ -116,50 +116,7 @@ def status_json(cp):
                              % (e, cp.stdout, cp.stderr)) from None
 
 
-class PsqlSession:
-    """A psql process kept open (stdin pipe), e.g. to hold an advisory lock."""
-
-    def __init__(self, test, db, appname="pgboot-test-holder"):
-        info = common.pg()
-        cmd = [os.path.join(info["bin_dir"], "psql"), "-X", "-A", "-t", "-q",
-               "-v", "ON_ERROR_STOP=1", "-h", info["socket_dir"], "-p", str(info["port"]),
-               "-U", info["user"], "-d", db]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGAPPNAME": appname}
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env)
-        self.out = common.LineReader(self.p.stdout, "psql stdout")
-        self.err = common.LineReader(self.p.stderr, "psql stderr")
-        self.n = 0
-        test.addCleanup(self.close)
-
-    def execute(self, sql, timeout=10):
-        """Runs SQL and returns its output lines (waits for a marker echoed after it)."""
-        self.n += 1
-        marker = "__pgboot_test_done_%d__" % self.n
-        start = len(self.out.lines)
-        self.p.stdin.write(("%s;\n\\echo %s\n" % (sql.rstrip().rstrip(";"), marker)).encode())
-        self.p.stdin.flush()
-        try:
-            self.out.wait_for("^%s$" % marker, timeout)
-        except AssertionError as e:
-            raise AssertionError("%s\n--- psql stderr ---\n%s" % (e, self.err.text())) from None
-        lines = self.out.lines[start:]
-        return lines[:lines.index(marker)]
-
-    def backend_pid(self):
-        return int(self.execute("SELECT pg_backend_pid()")[0])
-
-    def close(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+PsqlSession = common.PsqlSession
 
 
 # ---- fixtures -------------------------------------------------------------------------
