@@ -18,6 +18,7 @@
 #include "operator.h"
 #include "pg_database.h"
 #include "readiness.h"
+#include "rollback.h"
 #include "supervisor.h"
 
 namespace pgboot {

@@ -1,0 +1,264 @@
+#include "operator.h"
+
+#include <algorithm>
+#include <map>
+
+#include "history.h"
+#include "log.h"
+#include "migrator.h"
+
+namespace pgboot {
+namespace {
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string Label(const std::string& version, const std::string& name) {
+  return version + (name.empty() ? "" : " (" + name + ")");
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+}  // namespace
+
+Status HistoryWriteError(const Status& s, const std::string& what) {
+  if (s.ok() || s.is_signal()) return s;
+  return Status::WithCode(kExitInternal, what + ": " + s.message());
+}
+
+const Migration* FindMigration(const std::vector<Migration>& files, const std::string& version) {
+  auto it = std::lower_bound(
+      files.begin(), files.end(), version,
+      [](const Migration& m, const std::string& v) { return CompareVersions(m.version, v) < 0; });
+  return it != files.end() && it->version == version ? &*it : nullptr;
+}
+
+Status RefuseUnfinished(const std::vector<HistoryRow>& rows, const std::string& command) {
+  std::vector<std::string> bad;
+  for (const HistoryRow& r : rows) {
+    if (r.status != "applied") bad.push_back(Label(r.version, r.name) + " is marked " + r.status);
+  }
+  if (bad.empty()) return Status::Ok();
+  return Status::Validation(command + " refused: " + Join(bad, "; ") +
+                            " (a transaction:false migration stopped part-way); fix the database "
+                            "by hand, then run `pgboot repair`");
+}
+
+std::vector<RepairAction> PlanRepair(const std::vector<Migration>& files,
+                                     const std::vector<HistoryRow>& history) {
+  std::vector<RepairAction> actions;
+  for (const HistoryRow& r : history) {
+    const Migration* m = FindMigration(files, r.version);
+    if (r.status != "applied") {
+      actions.push_back({RepairAction::kDelete, &r, m});
+    } else if (m && (m->checksum != r.checksum || m->name != r.name)) {
+      actions.push_back({RepairAction::kRealign, &r, m});
+    }
+  }
+  std::sort(actions.begin(), actions.end(), [](const RepairAction& a, const RepairAction& b) {
+    return CompareVersions(a.row->version, b.row->version) < 0;
+  });
+  return actions;
+}
+
+std::string DescribeRepair(const RepairAction& a) {
+  const HistoryRow& r = *a.row;
+  if (a.kind == RepairAction::kDelete) {
+    return "delete   version " + Label(r.version, r.name) + ": its '" + r.status +
+           "' row goes; the next migrate runs it again from its first statement";
+  }
+  std::vector<std::string> parts;
+  if (a.file->checksum != r.checksum) {
+    parts.push_back("checksum " + r.checksum + " -> " + a.file->checksum);
+  }
+  if (a.file->name != r.name) parts.push_back("name " + r.name + " -> " + a.file->name);
+  return "realign  version " + Label(r.version, r.name) + ": " + Join(parts, ", ") + " (from " +
+         a.file->up_path + ")";
+}
+
+namespace {
+
+// Appends the statements that make `a` (the change and its audit row) and
+// returns its description.
+std::string RepairSql(const RepairAction& a, const History& history, const std::string& by,
+                      std::vector<std::string>* stmts) {
+  const HistoryRow& r = *a.row;
+  if (a.kind == RepairAction::kDelete) {
+    stmts->push_back("DELETE FROM " + history.table() + " WHERE version = " +
+                     SqlLiteral(r.version) + " AND status = " + SqlLiteral(r.status));
+    stmts->push_back(history.AuditSql(
+        "repaired", r.version, by,
+        "jsonb_build_object('action', 'delete', 'old_status', " + SqlLiteral(r.status) +
+            ", 'new_status', NULL, 'name', " + SqlLiteral(r.name) + ", 'checksum', " +
+            SqlLiteral(r.checksum) + ", 'batch', " + std::to_string(r.batch) + ", 'applied_at', " +
+            SqlLiteral(r.applied_at) + ")"));
+  } else {
+    stmts->push_back(
+        "UPDATE " + history.table() + " SET checksum = " + SqlLiteral(a.file->checksum) +
+        ", name = " + SqlLiteral(a.file->name) + " WHERE version = " + SqlLiteral(r.version));
+    stmts->push_back(history.AuditSql(
+        "repaired", r.version, by,
+        "jsonb_build_object('action', 'realign', 'old_checksum', " + SqlLiteral(r.checksum) +
+            ", 'new_checksum', " + SqlLiteral(a.file->checksum) + ", 'old_name', " +
+            SqlLiteral(r.name) + ", 'new_name', " + SqlLiteral(a.file->name) + ", 'file', " +
+            SqlLiteral(a.file->up_path) + ")"));
+  }
+  return DescribeRepair(a);
+}
+
+// What repair leaves alone, so the operator is not surprised by the next validate.
+std::string UnrepairedNotes(const std::vector<Migration>& files,
+                            const std::vector<HistoryRow>& history, const Config& cfg) {
+  Plan plan = BuildPlan(files, history, cfg.out_of_order);
+  std::string out;
+  for (const PlanRow& r : plan.rows) {
+    if (r.state == MigrationState::kMissing) {
+      out += "left alone: version " + Label(r.version, r.name) +
+             " is applied but its file is missing; restore the file (repair never forgets an "
+             "applied migration)\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& files, bool yes,
+              Clock& clock) {
+  History history(db, cfg.history_table);
+  auto rows = history.Read();
+  if (!rows.ok()) return rows.status();
+  std::vector<RepairAction> actions = PlanRepair(files, *rows);
+  const std::string notes = UnrepairedNotes(files, *rows, cfg);
+  if (actions.empty()) {
+    PrintResult(notes +
+                "nothing to repair: every applied version matches its file and no row is "
+                "failed or running\n");
+    return Status::Ok();
+  }
+  if (!yes) {
+    std::string out = "repair would make " + std::to_string(actions.size()) + " change(s):\n";
+    for (const RepairAction& a : actions) out += "  " + DescribeRepair(a) + "\n";
+    PrintResult(out + notes + "nothing was changed; rerun with --yes to do it\n");
+    return Status::WithCode(kExitInternal, "repair has " + std::to_string(actions.size()) +
+                                               " change(s) to make and needs --yes");
+  }
+
+  MigrationLock lock(db, history, cfg, clock);
+  Status s = lock.Acquire();
+  if (!s.ok()) return s;
+  s = history.Create();
+  if (!s.ok()) return s;
+  rows = history.Read();
+  if (!rows.ok()) return rows.status();
+  actions = PlanRepair(files, *rows);
+  if (actions.empty()) {
+    PrintResult("nothing to repair (another run repaired it meanwhile)\n");
+    return Status::Ok();
+  }
+  const std::string by = AppliedBy();
+  std::vector<std::string> stmts = {"BEGIN"};
+  std::string out;
+  for (const RepairAction& a : actions) out += "  " + RepairSql(a, history, by, &stmts) + "\n";
+  stmts.push_back("COMMIT");
+  s = db.ExecSequence(stmts, nullptr);
+  if (!s.ok()) {
+    (void)db.Exec("ROLLBACK");
+    return HistoryWriteError(s, "repair failed; nothing was changed");
+  }
+  for (const RepairAction& a : actions) {
+    LogInfo("migration.repaired",
+            {{"version", a.row->version},
+             {"action", a.kind == RepairAction::kDelete ? "delete" : "realign"}});
+  }
+  PrintResult("repaired " + std::to_string(actions.size()) + " change(s):\n" + out +
+              UnrepairedNotes(files, *rows, cfg));
+  return Status::Ok();
+}
+
+Result<std::vector<const Migration*>> SelectBaseline(const std::vector<Migration>& files,
+                                                     const std::vector<HistoryRow>& history,
+                                                     const std::string& version, bool force) {
+  if (!AllDigits(version) || !FindMigration(files, CanonicalVersion(version))) {
+    return Status::Usage("baseline " + version +
+                         ": the version must name a migration file (the newest one the existing "
+                         "database already contains)");
+  }
+  if (!history.empty() && !force) {
+    return Status::Validation("baseline refused: the history table already has " +
+                              std::to_string(history.size()) +
+                              " row(s); baseline adopts a database pgboot has not migrated yet "
+                              "(--force marks the versions without a row anyway)");
+  }
+  Status s = RefuseUnfinished(history, "baseline");
+  if (!s.ok()) return s;
+  const std::string v = CanonicalVersion(version);
+  std::map<std::string, bool> recorded;
+  for (const HistoryRow& r : history) recorded[r.version] = true;
+  std::vector<const Migration*> out;
+  for (const Migration& m : files) {
+    if (CompareVersions(m.version, v) <= 0 && !recorded.count(m.version)) out.push_back(&m);
+  }
+  return out;
+}
+
+Status Baseline(Database& db, const Config& cfg, const std::vector<Migration>& files,
+                const std::string& version, bool force, Clock& clock) {
+  History history(db, cfg.history_table);
+  auto rows = history.Read();
+  if (!rows.ok()) return rows.status();
+  auto todo = SelectBaseline(files, *rows, version, force);
+  if (!todo.ok()) return todo.status();
+
+  MigrationLock lock(db, history, cfg, clock);
+  Status s = lock.Acquire();
+  if (!s.ok()) return s;
+  s = history.Create();
+  if (!s.ok()) return s;
+  rows = history.Read();
+  if (!rows.ok()) return rows.status();
+  todo = SelectBaseline(files, *rows, version, force);
+  if (!todo.ok()) return todo.status();
+  const std::string v = CanonicalVersion(version);
+  if (todo->empty()) {
+    PrintResult("nothing to baseline: every migration up to " + v + " is already recorded\n");
+    return Status::Ok();
+  }
+  auto batch = history.NextBatch();
+  if (!batch.ok()) return batch.status();
+  const std::string by = AppliedBy();
+  std::vector<std::string> stmts = {"BEGIN"};
+  std::string out;
+  for (const Migration* m : *todo) {
+    stmts.push_back("INSERT INTO " + history.table() +
+                    " (version, name, checksum, status, applied_at, execution_ms, applied_by, "
+                    "batch) VALUES (" +
+                    SqlLiteral(m->version) + ", " + SqlLiteral(m->name) + ", " +
+                    SqlLiteral(m->checksum) + ", 'applied', now(), 0, " + SqlLiteral(by) + ", " +
+                    std::to_string(*batch) + ")");
+    stmts.push_back(history.AuditSql("baselined", m->version, by,
+                                     "jsonb_build_object('name', " + SqlLiteral(m->name) +
+                                         ", 'checksum', " + SqlLiteral(m->checksum) +
+                                         ", 'baseline', " + SqlLiteral(v) + ", 'batch', " +
+                                         std::to_string(*batch) + ", 'execution_ms', 0)"));
+    out += "  " + Label(m->version, m->name) + "\n";
+  }
+  stmts.push_back("COMMIT");
+  s = db.ExecSequence(stmts, nullptr);
+  if (!s.ok()) {
+    (void)db.Exec("ROLLBACK");
+    return HistoryWriteError(s, "baseline failed; nothing was recorded");
+  }
+  LogInfo("baseline.done",
+          {{"version", v}, {"recorded", static_cast<int64_t>(todo->size())}, {"batch", *batch}});
+  PrintResult("baselined " + std::to_string(todo->size()) + " migration(s) up to " + v +
+              " as applied (not run):\n" + out);
+  return Status::Ok();
+}
+
+}  // namespace pgboot
