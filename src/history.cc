@@ -138,7 +138,11 @@ Result<std::vector<AuditEvent>> History::ReadAudit() {
 }
 
 Result<int64_t> History::NextBatch() {
-  auto r = db_.Exec("SELECT coalesce(max(batch), 0) + 1 FROM " + table_);
+  // Over the audit log too: after `rollback --batch` a reused number would make
+  // the old audit rows of that batch ambiguous.
+  auto r = db_.Exec("SELECT greatest((SELECT coalesce(max(batch), 0) FROM " + table_ +
+                    "), (SELECT coalesce(max((detail->>'batch')::bigint), 0) FROM " + log_table_ +
+                    " WHERE detail->>'batch' ~ '^[0-9]{1,9}$')) + 1");
   if (!r.ok()) return r.status();
   return std::stoll(Col(r->rows.at(0), 0));
 }

@@ -205,6 +205,13 @@ class RollbackTest(Base):
         self.ok(db, mig, "rollback", "--batch")
         self.assertEqual(versions(db), ["1", "2", "3"])
         self.assertEqual(tables(db, "t"), ["t1", "t2", "t3"])
+        # Re-applying gets a new batch number: the rolled-back batch 3 stays
+        # unambiguous in the audit log.
+        self.ok(db, mig, "migrate")
+        self.assertEqual({v: b for v, (_, b, _) in history(db).items()},
+                         {"1": 1, "2": 1, "3": 2, "4": 4, "5": 4})
+        self.ok(db, mig, "rollback", "--batch")
+        self.assertEqual(versions(db), ["1", "2", "3"])
         self.ok(db, mig, "rollback", "--batch")
         self.assertEqual(versions(db), ["1", "2"])
         self.ok(db, mig, "rollback", "--batch")
