@@ -7,5 +7,9 @@ scripts/setup.sh
 BUILD=${PGBOOT_BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja -DPGBOOT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD"
-# The fixtures pg.start/pg.stop bracket the suites that need the server.
-ctest --test-dir "$BUILD" --output-on-failure -j2 "$@"
+# The fixtures pg.start/pg.stop bracket the suites that need the server. The
+# fast suites run first; the container suites (podman images) after them.
+status=0
+ctest --test-dir "$BUILD" --output-on-failure -j2 -LE container "$@" || status=$?
+ctest --test-dir "$BUILD" --output-on-failure -j2 -L container "$@" || status=$?
+exit $status

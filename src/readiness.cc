@@ -48,7 +48,10 @@ AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view me
   if (Contains(message, "invalid port number") || CallsAValueInvalid(message) ||
       Contains(message, "invalid SSL protocol version range") ||
       Contains(message, "could not match ") || Contains(message, "service file") ||
-      Contains(message, "definition of service")) {
+      Contains(message, "definition of service") ||
+      // No user in the URL and the process's uid has no passwd entry (e.g. a
+      // FROM scratch image run as 65532): only configuration can fix it.
+      Contains(message, "could not look up local user ID")) {
     return AnswerKind::kConfig;
   }
   // The server demanded a password and none is configured: retrying cannot help.

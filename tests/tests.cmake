@@ -23,3 +23,6 @@ endfunction()
 
 pgboot_python_suites(integration tests/integration)
 pgboot_python_suites(pid1 tests/pid1)
+
+# Real OCI images in podman (label container; CI runs them after the fast suites).
+include(${CMAKE_CURRENT_LIST_DIR}/container/container.cmake)

@@ -1,0 +1,25 @@
+# Container suites (label `container`): the FROM scratch migration image and the
+# example app images in podman, offline, against the harness's PostgreSQL.
+# Included from tests/tests.cmake (needs Python3_EXECUTABLE and PGBOOT_TEST_STATE).
+#
+# container.images is the fixture that prepares the base image (once per
+# machine) and builds the images (once per source tree), see images.py; every
+# container.test_* suite requires it and the `pg` fixture.
+set(PGBOOT_CONTAINER_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(PGBOOT_CONTAINER_ENV
+  "PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+
+add_test(NAME container.images
+  COMMAND ${Python3_EXECUTABLE} ${PGBOOT_CONTAINER_DIR}/images.py build)
+set_tests_properties(container.images PROPERTIES
+  FIXTURES_SETUP container_images LABELS container TIMEOUT 1800
+  ENVIRONMENT "${PGBOOT_CONTAINER_ENV}")
+
+file(GLOB PGBOOT_CONTAINER_SUITES CONFIGURE_DEPENDS ${PGBOOT_CONTAINER_DIR}/test_*.py)
+foreach(suite ${PGBOOT_CONTAINER_SUITES})
+  get_filename_component(name ${suite} NAME_WE)
+  add_test(NAME container.${name} COMMAND ${Python3_EXECUTABLE} ${suite} -v)
+  set_tests_properties(container.${name} PROPERTIES
+    FIXTURES_REQUIRED "pg;container_images" LABELS container TIMEOUT 600
+    ENVIRONMENT "${PGBOOT_CONTAINER_ENV}")
+endforeach()
