@@ -1,7 +1,11 @@
 // pgboot's composition root: parse, configure, run one command, map its Status to an exit code.
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <future>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cli.h"
@@ -36,52 +40,78 @@ int Finish(const Status& s, const std::string& termination_log) {
   return s.code();
 }
 
-Result<std::unique_ptr<Database>> Connect(const Config& cfg) {
+Result<std::unique_ptr<Database>> Connect(const Config& cfg,
+                                          std::function<Status()> give_up = nullptr) {
   WaitOptions w;
   w.conninfo = cfg.database_url;
   w.timeout_ms = cfg.wait_timeout_ms;
   w.max_interval_ms = cfg.wait_max_interval_ms;
   w.summary_interval_ms = cfg.wait_log_interval_ms;
+  w.give_up = std::move(give_up);
   return WaitForDatabase(w);
 }
 
-Result<std::vector<Migration>> LoadFiles(const Config& cfg) {
-  auto files = LoadMigrations(cfg.migrations_dir);
-  if (files.ok()) {
-    LogDebug("files.loaded",
-             {{"dir", cfg.migrations_dir}, {"count", static_cast<int64_t>(files->size())}});
+struct FilesAndDb {
+  std::vector<Migration> files;
+  std::unique_ptr<Database> db;
+};
+
+// Reads the migration files on a second thread while the first connection is
+// made: on a no-op start the two cost about the same, so a start pays only for
+// the slower. A bad file (or whatever `check` rejects, e.g. a --target naming
+// no file) still fails as fast as when the files were read first: the wait
+// asks after every failed attempt, and a failed wait reports the files' error
+// before its own.
+Result<FilesAndDb> LoadFilesAndConnect(
+    const Config& cfg, std::function<Status(const std::vector<Migration>&)> check = nullptr) {
+  std::future<Result<std::vector<Migration>>> pending;
+  const std::string dir = cfg.migrations_dir;
+  try {
+    pending = std::async(std::launch::async, [dir] { return LoadMigrations(dir); });
+  } catch (const std::system_error&) {  // no thread to be had: read them here, first
+    pending = std::async(std::launch::deferred, [dir] { return LoadMigrations(dir); });
   }
-  return files;
+  std::optional<Result<std::vector<Migration>>> files;
+  auto files_status = [&](bool block) -> Status {
+    if (!files) {
+      if (!block && pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        return Status::Ok();
+      }
+      files.emplace(pending.get());
+      if (files->ok()) {
+        LogDebug("files.loaded", {{"dir", dir}, {"count", static_cast<int64_t>((*files)->size())}});
+      }
+    }
+    if (!files->ok()) return files->status();
+    return check ? check(**files) : Status::Ok();
+  };
+  auto db = Connect(cfg, [&] { return files_status(false); });
+  Status checked = db.ok() || !db.status().is_signal() ? files_status(true) : db.status();
+  if (!checked.ok()) return checked;
+  if (!db.ok()) return db.status();
+  return FilesAndDb{std::move(**files), std::move(*db)};
 }
 
 Status MigrateCommand(const Invocation& inv, const Config& cfg) {
-  // Files first: a broken file fails at once instead of after the wait.
-  auto files = LoadFiles(cfg);
-  if (!files.ok()) return files.status();
-  Status target = CheckTarget(*files, inv.target, cfg.migrations_dir);
-  if (!target.ok()) return target;
-  auto db = Connect(cfg);
-  if (!db.ok()) return db.status();
+  auto loaded = LoadFilesAndConnect(cfg, [&](const std::vector<Migration>& files) {
+    return CheckTarget(files, inv.target, cfg.migrations_dir);
+  });
+  if (!loaded.ok()) return loaded.status();
   MigrateOptions opts;
   opts.target = inv.target;
   opts.dry_run = inv.dry_run;
-  return Migrate(**db, cfg, *files, opts, RealClock());
+  return Migrate(*loaded->db, cfg, loaded->files, opts, RealClock());
 }
 
 Status RunMode(const Invocation& inv, const Config& cfg) {
-  {
-    std::vector<Migration> files;
-    if (cfg.run_migrations) {
-      auto loaded = LoadFiles(cfg);
-      if (!loaded.ok()) return loaded.status();
-      files = std::move(*loaded);
-    }
+  if (cfg.run_migrations) {
+    auto loaded = LoadFilesAndConnect(cfg);
+    if (!loaded.ok()) return loaded.status();
+    Status s = Migrate(*loaded->db, cfg, loaded->files, MigrateOptions{}, RealClock());
+    if (!s.ok()) return s;
+  } else {
     auto db = Connect(cfg);
     if (!db.ok()) return db.status();
-    if (cfg.run_migrations) {
-      Status s = Migrate(**db, cfg, files, MigrateOptions{}, RealClock());
-      if (!s.ok()) return s;
-    }
   }  // the connection closes before APP starts
   if (cfg.init) return SuperviseApp(inv.app, cfg.init_grace_ms);
   return ExecApp(inv.app);
@@ -89,24 +119,22 @@ Status RunMode(const Invocation& inv, const Config& cfg) {
 
 // status and validate: read-only, no lock.
 Status ReportCommand(const Invocation& inv, const Config& cfg) {
-  std::vector<Migration> files;
-  if (!(inv.command == "status" && inv.history)) {
-    auto loaded = LoadFiles(cfg);
-    if (!loaded.ok()) return loaded.status();
-    files = std::move(*loaded);
-  }
-  auto db = Connect(cfg);
-  if (!db.ok()) return db.status();
-  if (inv.command == "validate") return Validate(**db, cfg, files);
   StatusOptions opts;
   opts.json = inv.output == "json";
   opts.fail_on_pending = inv.fail_on_pending;
   opts.history = inv.history;
-  return ShowStatus(**db, cfg, files, opts);
+  if (opts.history) {  // the audit log needs no files
+    auto db = Connect(cfg);
+    if (!db.ok()) return db.status();
+    return ShowStatus(**db, cfg, {}, opts);
+  }
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  if (inv.command == "validate") return Validate(*loaded->db, cfg, loaded->files);
+  return ShowStatus(*loaded->db, cfg, loaded->files, opts);
 }
 
-// rollback, repair, baseline and doctor: files first (a broken file fails
-// before the wait), then one connection.
+// rollback, repair, baseline and doctor: one connection, files read meanwhile.
 Status OperatorCommand(const Invocation& inv, const Config& cfg) {
   RollbackOptions rollback;
   rollback.steps = inv.steps;
@@ -119,16 +147,16 @@ Status OperatorCommand(const Invocation& inv, const Config& cfg) {
     Status guard = CheckProductionGuard(cfg, rollback);
     if (!guard.ok()) return guard;
   }
-  auto files = LoadFiles(cfg);
-  if (!files.ok()) return files.status();
-  auto db = Connect(cfg);
-  if (!db.ok()) return db.status();
-  if (inv.command == "rollback") return Rollback(**db, cfg, *files, rollback, RealClock());
-  if (inv.command == "repair") return Repair(**db, cfg, *files, inv.yes, RealClock());
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  Database& db = *loaded->db;
+  const std::vector<Migration>& files = loaded->files;
+  if (inv.command == "rollback") return Rollback(db, cfg, files, rollback, RealClock());
+  if (inv.command == "repair") return Repair(db, cfg, files, inv.yes, RealClock());
   if (inv.command == "baseline") {
-    return Baseline(**db, cfg, *files, inv.operands.at(0), inv.force, RealClock());
+    return Baseline(db, cfg, files, inv.operands.at(0), inv.force, RealClock());
   }
-  return Doctor(**db, cfg, *files, inv.output == "json");
+  return Doctor(db, cfg, files, inv.output == "json");
 }
 
 // new: files only, never the database.

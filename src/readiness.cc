@@ -149,6 +149,10 @@ Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock
         break;
     }
     last_reason = out.reason;
+    if (opts.give_up) {
+      Status stop = opts.give_up();
+      if (!stop.ok()) return stop;
+    }
 
     const int64_t now = clock.NowMs();
     if (deadline >= 0 && now >= deadline) return not_ready();

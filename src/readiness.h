@@ -81,6 +81,10 @@ struct WaitOptions {
   int64_t timeout_ms = 60000;  // 0 waits forever
   int64_t max_interval_ms = 1000;
   int64_t summary_interval_ms = 5000;  // info-level wait.retry summary period; 0: none
+  // Asked after every failed attempt: a non-ok Status ends the wait with it.
+  // Lets work done meanwhile (reading the migration files) fail fast while the
+  // database is still down.
+  std::function<Status()> give_up;
 };
 
 // Makes one attempt that must not run past `deadline_ms` (on the loop's Clock;
