@@ -15,7 +15,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config file
       libpq-dev libssl-dev zlib1g-dev
       libspdlog-dev libfmt-dev libtomlplusplus-dev libcxxopts-dev doctest-dev
       postgresql-15 postgresql-client-15
-      busybox-static util-linux python3 procps)
+      busybox-static util-linux python3 python3-yaml procps
+      docker-compose)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -26,6 +26,8 @@ pgboot_python_suites(pid1 tests/pid1)
 
 # Real OCI images in podman (label container; CI runs them after the fast suites).
 include(${CMAKE_CURRENT_LIST_DIR}/container/container.cmake)
+# docker-compose through podman's socket, Kubernetes/Helm examples, tested docs.
+include(${CMAKE_CURRENT_LIST_DIR}/compose/compose.cmake)
 
 # The benchmark harness at a tiny size, so it cannot rot (label bench; it
 # installs npm and dbmate itself, nothing else does).

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""`docker-compose config` of every Compose file, and what each must say.
+
+No container runs here (config needs no daemon): docker-compose.yml (the
+production pattern), docker-compose.dev.yml (the development pattern), each
+alone and with the test overrides. By hand:
+
+    python3 tests/compose/test_compose_config.py -v
+"""
+
+import os
+import sys
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import compose_tools  # noqa: E402
+from compose_tools import yaml  # noqa: E402
+
+TEST_VARS = {"PGBOOT_TEST_PG_PORT": "55432", "PGBOOT_TEST_APP_PORT": "18080",
+             "PGBOOT_TEST_SECRETS": "/tmp/secrets", "PGBOOT_TEST_MIGRATIONS": "/tmp/migrations"}
+
+
+def config(*files, variables=None):
+    """(CompletedProcess, parsed config or None) of `docker-compose -f F... config`."""
+    p = compose_tools.docker_compose(files, "config", variables=variables, timeout=60, check=False)
+    return p, (yaml.safe_load(p.stdout) if p.returncode == 0 else None)
+
+
+class ComposeConfigTest(unittest.TestCase):
+    maxDiff = None
+
+    def render(self, *files, variables=None):
+        p, cfg = config(*files, variables=variables)
+        self.assertEqual(p.returncode, 0, "docker-compose config of %s:\n%s%s"
+                         % (" ".join(files), p.stdout, p.stderr))
+        return cfg
+
+    def assertSecretOnly(self, svc, name):
+        """The URL reaches the service as a Compose secret and DATABASE_URL_FILE only."""
+        self.assertEqual(svc["environment"].get("DATABASE_URL_FILE"), "/run/secrets/" + name)
+        self.assertNotIn("DATABASE_URL", svc["environment"])
+        self.assertIn({"source": name}, svc["secrets"])
+
+    def test_production_file(self):
+        cfg = self.render(compose_tools.COMPOSE_FILE)
+        s = cfg["services"]
+        self.assertEqual(sorted(s), ["app", "migrate", "postgres"])
+
+        pg = s["postgres"]
+        self.assertEqual(pg["image"], "postgres:15")
+        hc = pg["healthcheck"]
+        self.assertEqual(hc["test"][:2], ["CMD", "pg_isready"])
+        self.assertIn("--host=127.0.0.1", hc["test"])
+        self.assertIn("start_period", hc)
+        self.assertEqual(pg["environment"]["POSTGRES_PASSWORD_FILE"], "/run/secrets/postgres_password")
+        self.assertNotIn("POSTGRES_PASSWORD", pg["environment"])
+
+        mig = s["migrate"]
+        self.assertEqual(mig["build"]["dockerfile"], "Dockerfile.migration")
+        self.assertEqual(mig["build"]["context"], compose_tools.SOURCE_DIR)
+        self.assertEqual(mig["restart"], "no")
+        self.assertEqual(mig["depends_on"], {"postgres": {"condition": "service_healthy"}})
+        self.assertSecretOnly(mig, "database_url")
+
+        app = s["app"]
+        self.assertEqual(app["build"]["context"], os.path.join(compose_tools.SOURCE_DIR, "examples", "app"))
+        self.assertEqual(app["depends_on"], {"migrate": {"condition": "service_completed_successfully"}})
+        self.assertNotIn("RUN_MIGRATIONS", app["environment"])
+        self.assertSecretOnly(app, "database_url")
+
+        for name, sec in cfg["secrets"].items():
+            self.assertTrue(os.path.isfile(sec["file"]), "secret %s: %s" % (name, sec["file"]))
+
+    def test_example_secrets_agree(self):
+        url = urllib.parse.urlsplit(compose_tools.read_secret("database_url"))
+        pg = self.render(compose_tools.COMPOSE_FILE)["services"]["postgres"]["environment"]
+        self.assertEqual(url.password, compose_tools.read_secret("postgres_password"))
+        self.assertEqual(url.username, pg["POSTGRES_USER"])
+        self.assertEqual(url.path, "/" + pg["POSTGRES_DB"])
+        self.assertEqual((url.hostname, url.port), ("postgres", 5432))
+
+    def test_dev_file(self):
+        prod = self.render(compose_tools.COMPOSE_FILE)
+        cfg = self.render(compose_tools.DEV_FILE)
+        s = cfg["services"]
+        self.assertEqual(sorted(s), ["app", "postgres"], "the dev pattern runs no migrate service")
+        self.assertEqual(s["postgres"], prod["services"]["postgres"])
+        app = s["app"]
+        self.assertEqual(app["environment"]["RUN_MIGRATIONS"], "true")
+        self.assertEqual(app["depends_on"], {"postgres": {"condition": "service_started"}})
+        self.assertSecretOnly(app, "database_url")
+        # Otherwise the production app: same image, build, command, secret, ports.
+        same = {k: v for k, v in app.items() if k not in ("environment", "depends_on")}
+        self.assertEqual(same, {k: v for k, v in prod["services"]["app"].items()
+                                if k not in ("environment", "depends_on")})
+        self.assertEqual(cfg["secrets"], prod["secrets"])
+
+    def test_with_the_test_overrides(self):
+        variants = {
+            "production": compose_tools.PROD_FILES,
+            "production, broken migrations": compose_tools.PROD_FILES + [compose_tools.MIGRATIONS_OVERRIDE],
+            "dev": compose_tools.DEV_FILES,
+        }
+        for label, files in variants.items():
+            with self.subTest(label):
+                cfg = self.render(*files, variables=TEST_VARS)
+                for name, svc in cfg["services"].items():
+                    self.assertEqual(svc.get("network_mode"), "host", name)
+                    self.assertTrue(svc["image"].startswith("localhost/"), svc["image"])
+                self.assertEqual(cfg["services"]["postgres"]["environment"]["PGPORT"], "55432")
+                self.assertEqual(cfg["services"]["app"]["environment"]["PORT"], "18080")
+                self.assertEqual(cfg["secrets"]["database_url"]["file"], "/tmp/secrets/database_url")
+                self.assertEqual("migrate" in cfg["services"], label != "dev")
+
+    def test_test_overrides_refuse_to_run_without_their_variables(self):
+        p, _ = config(*compose_tools.PROD_FILES)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("the test sets", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
