@@ -28,19 +28,18 @@ const std::map<std::string, std::set<std::string>>& CommandOptions() {
 const std::map<std::string, std::string> kAliases = {
     {"up", "migrate"}, {"info", "status"}, {"down", "rollback"}};
 
-const char* kCommandOptionNames[] = {"target", "dry-run", "output", "fail-on-pending",
-                                     "history", "steps",  "to",     "batch",
-                                     "allow-production", "yes", "force"};
+const char* kCommandOptionNames[] = {"target",           "dry-run", "output", "fail-on-pending",
+                                     "history",          "steps",   "to",     "batch",
+                                     "allow-production", "yes",     "force"};
 
 cxxopts::Options BuildOptions() {
   cxxopts::Options o("pgboot", "");
   o.custom_help("[OPTIONS] [COMMAND] [COMMAND OPTIONS] [-- APP [ARGS...]]");
   o.positional_help("");
-  o.add_options("Global")
-      ("h,help", "Show this help and exit")
-      ("version", "Print the version and exit")
-      ("config", "TOML configuration file (env PGBOOT_CONFIG; default ./pgboot.toml if present)",
-       cxxopts::value<std::string>());
+  o.add_options("Global")("h,help", "Show this help and exit")("version",
+                                                               "Print the version and exit")(
+      "config", "TOML configuration file (env PGBOOT_CONFIG; default ./pgboot.toml if present)",
+      cxxopts::value<std::string>());
   for (const SettingSpec& s : SettingSpecs()) {
     if (!s.flag) continue;
     std::string help = s.help;
@@ -51,18 +50,18 @@ cxxopts::Options BuildOptions() {
     if (s.kind == SettingKind::kBool) value->implicit_value("true");
     o.add_options("Global")(s.flag, help, value);
   }
-  o.add_options("Command")
-      ("target", "migrate: apply up to and including version V", cxxopts::value<std::string>())
-      ("dry-run", "migrate, rollback: print the SQL that would run; change nothing")
-      ("output", "status, doctor: text or json", cxxopts::value<std::string>())
-      ("fail-on-pending", "status: exit 1 when a migration is pending")
-      ("history", "status: list the audit log, newest first")
-      ("steps", "rollback: the N highest applied versions", cxxopts::value<std::string>())
-      ("to", "rollback: every applied version above V (V stays)", cxxopts::value<std::string>())
-      ("batch", "rollback: every version of the newest batch")
-      ("allow-production", "rollback: proceed although PGBOOT_ENV=production")
-      ("yes", "repair: do it (without --yes, only print the plan)")
-      ("force", "baseline: even when history has rows");
+  o.add_options("Command")("target", "migrate: apply up to and including version V",
+                           cxxopts::value<std::string>())(
+      "dry-run", "migrate, rollback: print the SQL that would run; change nothing")(
+      "output", "status, doctor: text or json", cxxopts::value<std::string>())(
+      "fail-on-pending", "status: exit 1 when a migration is pending")(
+      "history", "status: list the audit log, newest first")(
+      "steps", "rollback: the N highest applied versions", cxxopts::value<std::string>())(
+      "to", "rollback: every applied version above V (V stays)", cxxopts::value<std::string>())(
+      "batch", "rollback: every version of the newest batch")(
+      "allow-production", "rollback: proceed although PGBOOT_ENV=production")(
+      "yes", "repair: do it (without --yes, only print the plan)")(
+      "force", "baseline: even when history has rows");
   o.add_options("Positional")("positional", "", cxxopts::value<std::vector<std::string>>());
   o.parse_positional({"positional"});
   return o;
@@ -153,8 +152,8 @@ Result<Invocation> ParseCommandLine(int argc, char** argv) {
       return Status::Usage("'" + inv.command + "' takes exactly one argument: pgboot " +
                            inv.command + (inv.command == "new" ? " NAME" : " VERSION"));
     }
-    return Status::Usage("unexpected argument '" + inv.operands.front() + "' for '" +
-                         inv.command + "'; to run an application, put it after --");
+    return Status::Usage("unexpected argument '" + inv.operands.front() + "' for '" + inv.command +
+                         "'; to run an application, put it after --");
   }
   if (inv.command == "run") {
     if (!has_dashdash || inv.app.empty()) {

@@ -1,6 +1,6 @@
 // pgboot's composition root: parse, configure, run one command, map its Status to an exit code.
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <future>

@@ -32,14 +32,13 @@ std::string FormatStatusText(const Plan& plan) {
   for (const PlanRow& r : plan.rows) {
     if (r.state == MigrationState::kPending) ++pending;
     bool has_row = r.row != nullptr;
-    rows.push_back({r.version, r.name, StateName(r.state), has_row ? r.row->applied_at : "-",
-                    has_row && r.row->execution_ms ? std::to_string(*r.row->execution_ms) + " ms"
-                                                   : "-"});
+    rows.push_back(
+        {r.version, r.name, StateName(r.state), has_row ? r.row->applied_at : "-",
+         has_row && r.row->execution_ms ? std::to_string(*r.row->execution_ms) + " ms" : "-"});
   }
   std::string out = FormatTable(rows);
-  out += std::to_string(plan.rows.size()) + " migration(s): " +
-         std::to_string(plan.applied_count) + " applied, " + std::to_string(pending) +
-         " pending\n";
+  out += std::to_string(plan.rows.size()) + " migration(s): " + std::to_string(plan.applied_count) +
+         " applied, " + std::to_string(pending) + " pending\n";
   return out;
 }
 
@@ -53,8 +52,9 @@ std::string FormatStatusJson(const Plan& plan, const std::string& database,
     if (r.state == MigrationState::kPending) ++pending;
     out += i ? "," : "";
     out += "{\"version\":" + JsonQuote(r.version) + ",\"name\":" + JsonQuote(r.name) +
-           ",\"state\":\"" + StateName(r.state) + "\",\"applied_at\":" +
-           (r.row ? JsonQuote(r.row->applied_at) : "null") + ",\"execution_ms\":" +
+           ",\"state\":\"" + StateName(r.state) +
+           "\",\"applied_at\":" + (r.row ? JsonQuote(r.row->applied_at) : "null") +
+           ",\"execution_ms\":" +
            (r.row && r.row->execution_ms ? std::to_string(*r.row->execution_ms) : "null") +
            ",\"checksum\":" + JsonQuote(r.checksum) + "}";
   }
@@ -66,8 +66,8 @@ std::string FormatStatusJson(const Plan& plan, const std::string& database,
 std::string FormatAuditText(const std::vector<AuditEvent>& events) {
   std::vector<std::vector<std::string>> rows = {{"ID", "AT", "EVENT", "VERSION", "BY", "DETAIL"}};
   for (const AuditEvent& e : events) {
-    rows.push_back({std::to_string(e.id), e.at, e.event, e.version.empty() ? "-" : e.version, e.by,
-                    e.detail});
+    rows.push_back(
+        {std::to_string(e.id), e.at, e.event, e.version.empty() ? "-" : e.version, e.by, e.detail});
   }
   return FormatTable(rows);
 }

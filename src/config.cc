@@ -1,6 +1,7 @@
 // The only translation unit that includes toml++.
 #include "config.h"
 
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -8,9 +9,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <toml++/toml.h>
-
 
 namespace pgboot {
 namespace {
@@ -36,8 +34,8 @@ constexpr SettingSpec kSpecs[] = {
      "Retries of a migration that hit --ddl-lock-timeout"},
     {"statement-timeout", "PGBOOT_STATEMENT_TIMEOUT", "migrations.statement_timeout", "0",
      SettingKind::kDuration, "statement_timeout for migration statements (0 = off)"},
-    {"out-of-order", "PGBOOT_OUT_OF_ORDER", "migrations.out_of_order", "false",
-     SettingKind::kBool, "Apply pending versions below the newest applied one"},
+    {"out-of-order", "PGBOOT_OUT_OF_ORDER", "migrations.out_of_order", "false", SettingKind::kBool,
+     "Apply pending versions below the newest applied one"},
     {"single-transaction", "PGBOOT_SINGLE_TRANSACTION", "migrations.single_transaction", "false",
      SettingKind::kBool, "All pending migrations in one transaction"},
     {"log-format", "PGBOOT_LOG_FORMAT", "log.format", "text", SettingKind::kLogFormat,
@@ -196,11 +194,16 @@ Result<int64_t> ParseDuration(std::string_view text) {
     return Status::Usage(why);
   }
   double factor;
-  if (unit == "ms") factor = 1;
-  else if (unit == "s") factor = 1000;
-  else if (unit == "m") factor = 60 * 1000;
-  else if (unit == "h") factor = 3600 * 1000;
-  else return Status::Usage(why);
+  if (unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = 1000;
+  else if (unit == "m")
+    factor = 60 * 1000;
+  else if (unit == "h")
+    factor = 3600 * 1000;
+  else
+    return Status::Usage(why);
   double ms = std::strtod(number.c_str(), nullptr) * factor;
   if (ms > 1e15) return Status::Usage("duration too large");
   return static_cast<int64_t>(std::llround(ms));
@@ -318,10 +321,14 @@ Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup) 
     const std::string name = spec.flag ? spec.flag : spec.env;
     switch (spec.kind) {
       case SettingKind::kString:
-        if (name == "database-url") cfg.database_url = v.value;
-        else if (name == "migrations-dir") cfg.migrations_dir = v.value;
-        else if (name == "termination-log") cfg.termination_log = v.value;
-        else if (name == "PGBOOT_ENV") cfg.env = v.value;
+        if (name == "database-url")
+          cfg.database_url = v.value;
+        else if (name == "migrations-dir")
+          cfg.migrations_dir = v.value;
+        else if (name == "termination-log")
+          cfg.termination_log = v.value;
+        else if (name == "PGBOOT_ENV")
+          cfg.env = v.value;
         break;
       case SettingKind::kTable: {
         auto t = ParseQualifiedName(v.value);
@@ -333,25 +340,39 @@ Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup) 
       case SettingKind::kBool: {
         auto b = ParseBool(v.value);
         if (!b.ok()) return Bad(spec, v, b.status().message());
-        if (name == "run-migrations") cfg.run_migrations = *b;
-        else if (name == "out-of-order") cfg.out_of_order = *b;
-        else if (name == "single-transaction") cfg.single_transaction = *b;
-        else if (name == "init") cfg.init = *b;
+        if (name == "run-migrations")
+          cfg.run_migrations = *b;
+        else if (name == "out-of-order")
+          cfg.out_of_order = *b;
+        else if (name == "single-transaction")
+          cfg.single_transaction = *b;
+        else if (name == "init")
+          cfg.init = *b;
         break;
       }
       case SettingKind::kDuration: {
         auto d = ParseDuration(v.value);
         if (!d.ok()) return Bad(spec, v, d.status().message());
-        if (name == "wait-timeout") cfg.wait_timeout_ms = *d;
-        else if (name == "wait-max-interval") cfg.wait_max_interval_ms = *d;
-        else if (name == "lock-timeout") cfg.lock_timeout_ms = *d;
-        else if (name == "ddl-lock-timeout") cfg.ddl_lock_timeout_ms = *d;
-        else if (name == "statement-timeout") cfg.statement_timeout_ms = *d;
-        else if (name == "init-grace") cfg.init_grace_ms = *d;
-        else if (name == "long-running") cfg.long_running_ms = *d;
-        else if (name == "PGBOOT_WAIT_LOG_INTERVAL") cfg.wait_log_interval_ms = *d;
-        else if (name == "PGBOOT_LOCK_LOG_INTERVAL") cfg.lock_log_interval_ms = *d;
-        else if (name == "PGBOOT_PROGRESS_INTERVAL") cfg.progress_interval_ms = *d;
+        if (name == "wait-timeout")
+          cfg.wait_timeout_ms = *d;
+        else if (name == "wait-max-interval")
+          cfg.wait_max_interval_ms = *d;
+        else if (name == "lock-timeout")
+          cfg.lock_timeout_ms = *d;
+        else if (name == "ddl-lock-timeout")
+          cfg.ddl_lock_timeout_ms = *d;
+        else if (name == "statement-timeout")
+          cfg.statement_timeout_ms = *d;
+        else if (name == "init-grace")
+          cfg.init_grace_ms = *d;
+        else if (name == "long-running")
+          cfg.long_running_ms = *d;
+        else if (name == "PGBOOT_WAIT_LOG_INTERVAL")
+          cfg.wait_log_interval_ms = *d;
+        else if (name == "PGBOOT_LOCK_LOG_INTERVAL")
+          cfg.lock_log_interval_ms = *d;
+        else if (name == "PGBOOT_PROGRESS_INTERVAL")
+          cfg.progress_interval_ms = *d;
         break;
       }
       case SettingKind::kCount: {
@@ -364,18 +385,26 @@ Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup) 
       }
       case SettingKind::kLogFormat: {
         std::string f = Lower(v.value);
-        if (f == "text") cfg.log_format = LogFormat::kText;
-        else if (f == "json") cfg.log_format = LogFormat::kJson;
-        else return Bad(spec, v, "expected text or json");
+        if (f == "text")
+          cfg.log_format = LogFormat::kText;
+        else if (f == "json")
+          cfg.log_format = LogFormat::kJson;
+        else
+          return Bad(spec, v, "expected text or json");
         break;
       }
       case SettingKind::kLogLevel: {
         std::string l = Lower(v.value);
-        if (l == "debug") cfg.log_level = LogLevel::kDebug;
-        else if (l == "info") cfg.log_level = LogLevel::kInfo;
-        else if (l == "warn" || l == "warning") cfg.log_level = LogLevel::kWarn;
-        else if (l == "error") cfg.log_level = LogLevel::kError;
-        else return Bad(spec, v, "expected debug, info, warn or error");
+        if (l == "debug")
+          cfg.log_level = LogLevel::kDebug;
+        else if (l == "info")
+          cfg.log_level = LogLevel::kInfo;
+        else if (l == "warn" || l == "warning")
+          cfg.log_level = LogLevel::kWarn;
+        else if (l == "error")
+          cfg.log_level = LogLevel::kError;
+        else
+          return Bad(spec, v, "expected debug, info, warn or error");
         break;
       }
     }

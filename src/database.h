@@ -31,7 +31,8 @@ class Database {
   virtual ~Database() = default;
 
   // Runs `sql` (one statement when params are given; the simple protocol otherwise).
-  virtual Result<QueryResult> Exec(std::string_view sql, const std::vector<SqlParam>& params = {}) = 0;
+  virtual Result<QueryResult> Exec(std::string_view sql,
+                                   const std::vector<SqlParam>& params = {}) = 0;
 
   // Runs statements in order, pipelined (one round trip) where the
   // implementation can; stops at the first failure. On failure `*failed_index`

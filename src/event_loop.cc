@@ -13,7 +13,7 @@ namespace {
 
 // Every signal pgboot handles: the terminating ones for its own work, the
 // ones --init forwards to APP, and SIGCHLD for reaping.
-constexpr int kHandled[] = {SIGTERM, SIGINT,  SIGHUP,   SIGQUIT, SIGUSR1,
+constexpr int kHandled[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
                             SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD};
 
 int64_t MonotonicMs() {

@@ -18,8 +18,8 @@ class EventLoop {
  public:
   struct Wake {
     enum Kind { kReady, kTimeout, kSignal } kind = kTimeout;
-    int signo = 0;       // for kSignal
-    short revents = 0;   // for kReady
+    int signo = 0;      // for kSignal
+    short revents = 0;  // for kReady
   };
 
   // Blocks the handled signals, ignores SIGTTIN/SIGTTOU/SIGPIPE, remembers the inherited

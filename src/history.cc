@@ -7,18 +7,16 @@ namespace {
 
 const char* kIsoUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
-// A failure on pgboot's own tables is not a migration's SQL failing (exit 5):
-// exit 1, keeping a signal's 128+N.
-Status Internal(const Status& s, const std::string& what) {
-  if (s.is_signal()) return s;
-  return Status::Sql(kExitInternal, what + ": " + s.message(), s.sqlstate());
-}
-
 std::string Col(const std::vector<std::optional<std::string>>& row, size_t i) {
   return i < row.size() && row[i] ? *row[i] : std::string();
 }
 
 }  // namespace
+
+Status HistoryError(const Status& s, const std::string& what) {
+  if (s.ok() || s.is_signal()) return s;
+  return Status::Sql(kExitInternal, what + ": " + s.message(), s.sqlstate());
+}
 
 std::string SqlLiteral(const std::string& s) {
   std::string out = "'";
@@ -44,7 +42,7 @@ History::History(Database& db, QualifiedName name) : db_(db), name_(std::move(na
 
 Result<bool> History::Exists() {
   auto r = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {table_});
-  if (!r.ok()) return Internal(r.status(), "reading history table " + table_);
+  if (!r.ok()) return HistoryError(r.status(), "reading history table " + table_);
   return !r->rows.empty() && Col(r->rows[0], 0) == "t";
 }
 
@@ -53,10 +51,11 @@ Result<std::vector<HistoryRow>> History::Read() {
   if (!exists.ok()) return exists.status();
   std::vector<HistoryRow> rows;
   if (!*exists) return rows;
-  auto r = db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT TIME "
-                                "ZONE 'UTC', ") +
-                    kIsoUtc + "), execution_ms, applied_by, batch FROM " + table_);
-  if (!r.ok()) return Internal(r.status(), "reading history table " + table_);
+  auto r =
+      db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT TIME "
+                           "ZONE 'UTC', ") +
+               kIsoUtc + "), execution_ms, applied_by, batch FROM " + table_);
+  if (!r.ok()) return HistoryError(r.status(), "reading history table " + table_);
   for (const auto& row : r->rows) {
     HistoryRow h;
     h.version = Col(row, 0);
@@ -78,24 +77,25 @@ Status History::Create() {
       "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL, "
       "to_regclass($3) IS NOT NULL",
       {QuoteIdent(name_.schema), table_, log_table_});
-  if (!have.ok()) return Internal(have.status(), "checking for " + table_);
+  if (!have.ok()) return HistoryError(have.status(), "checking for " + table_);
   auto present = [&](size_t i) {
     return !have->rows.empty() && have->rows[0].size() > i && have->rows[0][i] == "t";
   };
   std::vector<std::string> ddl;
   if (!present(0)) ddl.push_back("CREATE SCHEMA IF NOT EXISTS " + QuoteIdent(name_.schema));
   if (!present(1)) {
-    ddl.push_back("CREATE TABLE IF NOT EXISTS " + table_ +
-                  " (\n"
-                  "  version      text PRIMARY KEY,\n"
-                  "  name         text NOT NULL,\n"
-                  "  checksum     text NOT NULL,\n"
-                  "  status       text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),\n"
-                  "  applied_at   timestamptz NOT NULL DEFAULT now(),\n"
-                  "  execution_ms integer,\n"
-                  "  applied_by   text NOT NULL,\n"
-                  "  batch        integer NOT NULL\n"
-                  ")");
+    ddl.push_back(
+        "CREATE TABLE IF NOT EXISTS " + table_ +
+        " (\n"
+        "  version      text PRIMARY KEY,\n"
+        "  name         text NOT NULL,\n"
+        "  checksum     text NOT NULL,\n"
+        "  status       text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),\n"
+        "  applied_at   timestamptz NOT NULL DEFAULT now(),\n"
+        "  execution_ms integer,\n"
+        "  applied_by   text NOT NULL,\n"
+        "  batch        integer NOT NULL\n"
+        ")");
   }
   if (!present(2)) {
     ddl.push_back("CREATE TABLE IF NOT EXISTS " + log_table_ +
@@ -110,7 +110,7 @@ Status History::Create() {
   }
   for (const std::string& sql : ddl) {
     auto r = db_.Exec(sql);
-    if (!r.ok()) return Internal(r.status(), "creating " + table_);
+    if (!r.ok()) return HistoryError(r.status(), "creating " + table_);
   }
   return Status::Ok();
 }
@@ -121,9 +121,8 @@ Result<std::vector<AuditEvent>> History::ReadAudit() {
   std::vector<AuditEvent> events;
   if (exists->rows.empty() || Col(exists->rows[0], 0) != "t") return events;
   auto r = db_.Exec(std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kIsoUtc +
-                    "), event, version, by, detail::text FROM " + log_table_ +
-                    " ORDER BY id DESC");
-  if (!r.ok()) return Internal(r.status(), "reading audit table " + log_table_);
+                    "), event, version, by, detail::text FROM " + log_table_ + " ORDER BY id DESC");
+  if (!r.ok()) return HistoryError(r.status(), "reading audit table " + log_table_);
   for (const auto& row : r->rows) {
     AuditEvent e;
     e.id = std::stoll(Col(row, 0));

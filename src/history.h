@@ -58,6 +58,10 @@ class History {
   std::string log_table_;
 };
 
+// A failure on pgboot's own tables is not a migration's SQL failing (exit 5):
+// exit 1 with `what` in front, keeping the SQLSTATE (and a signal's 128+N).
+Status HistoryError(const Status& s, const std::string& what);
+
 // SQL string literal of `s` ('...' with quotes doubled; E'' never needed since
 // standard_conforming_strings is on in every supported server).
 std::string SqlLiteral(const std::string& s);

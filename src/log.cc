@@ -2,14 +2,13 @@
 #include "log.h"
 
 #include <fcntl.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cstdio>
 #include <memory>
-
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 namespace pgboot {
 namespace {
@@ -27,30 +26,42 @@ LogState& State() {
 
 spdlog::level::level_enum ToSpd(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return spdlog::level::debug;
-    case LogLevel::kInfo: return spdlog::level::info;
-    case LogLevel::kWarn: return spdlog::level::warn;
-    case LogLevel::kError: return spdlog::level::err;
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarn:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
 
 const char* TextLevel(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO ";
-    case LogLevel::kWarn: return "WARN ";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO ";
+    case LogLevel::kWarn:
+      return "WARN ";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "INFO ";
 }
 
 const char* JsonLevel(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -78,8 +89,10 @@ std::string RedactUris(std::string_view in) {
   size_t i = 0;
   while (i < in.size()) {
     size_t scheme_len = 0;
-    if (StartsWithNoCase(in, i, "postgresql://")) scheme_len = 13;
-    else if (StartsWithNoCase(in, i, "postgres://")) scheme_len = 11;
+    if (StartsWithNoCase(in, i, "postgresql://"))
+      scheme_len = 13;
+    else if (StartsWithNoCase(in, i, "postgres://"))
+      scheme_len = 11;
     if (scheme_len == 0) {
       out += in[i++];
       continue;
@@ -87,7 +100,8 @@ std::string RedactUris(std::string_view in) {
     size_t start = i + scheme_len;
     size_t end = start;  // end of the authority
     while (end < in.size() && in[end] != '/' && in[end] != '?' && in[end] != '#' &&
-           !std::isspace(static_cast<unsigned char>(in[end])) && in[end] != '"' && in[end] != '\'') {
+           !std::isspace(static_cast<unsigned char>(in[end])) && in[end] != '"' &&
+           in[end] != '\'') {
       ++end;
     }
     std::string_view authority = in.substr(start, end - start);
@@ -163,11 +177,21 @@ std::string JsonQuote(std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -185,8 +209,8 @@ std::string JsonQuote(std::string_view s) {
 void LogInit(LogFormat format, LogLevel level) {
   LogState& s = State();
   if (!s.logger) {
-    s.logger = std::make_shared<spdlog::logger>(
-        "pgboot", std::make_shared<spdlog::sinks::stderr_sink_st>());
+    s.logger = std::make_shared<spdlog::logger>("pgboot",
+                                                std::make_shared<spdlog::sinks::stderr_sink_st>());
     s.logger->flush_on(spdlog::level::trace);
   }
   s.format = format;

@@ -35,10 +35,18 @@ bool LogEnabled(LogLevel level);
 
 // Writes one event line: the event name, then the fields in order.
 void LogEvent(LogLevel level, std::string_view event, const LogFields& fields = {});
-inline void LogDebug(std::string_view e, const LogFields& f = {}) { LogEvent(LogLevel::kDebug, e, f); }
-inline void LogInfo(std::string_view e, const LogFields& f = {}) { LogEvent(LogLevel::kInfo, e, f); }
-inline void LogWarn(std::string_view e, const LogFields& f = {}) { LogEvent(LogLevel::kWarn, e, f); }
-inline void LogError(std::string_view e, const LogFields& f = {}) { LogEvent(LogLevel::kError, e, f); }
+inline void LogDebug(std::string_view e, const LogFields& f = {}) {
+  LogEvent(LogLevel::kDebug, e, f);
+}
+inline void LogInfo(std::string_view e, const LogFields& f = {}) {
+  LogEvent(LogLevel::kInfo, e, f);
+}
+inline void LogWarn(std::string_view e, const LogFields& f = {}) {
+  LogEvent(LogLevel::kWarn, e, f);
+}
+inline void LogError(std::string_view e, const LogFields& f = {}) {
+  LogEvent(LogLevel::kError, e, f);
+}
 
 // Writes a command result (table, JSON, SQL, a path) to stdout, unredacted but for passwords.
 void PrintResult(std::string_view text);

@@ -35,6 +35,9 @@ struct Migration {
   std::optional<Section> down;
 };
 
+// Whether `text` is a version as a user may type it: one or more ASCII digits.
+bool IsVersionText(std::string_view text);
+
 // Drops leading zeros of a version made of ASCII digits ("007" -> "7", "000" -> "0").
 std::string CanonicalVersion(std::string_view digits);
 

@@ -9,8 +9,6 @@
 namespace pgboot {
 namespace {
 
-std::string Label(const Migration& m) { return m.version + " (" + m.name + ")"; }
-
 // Sleeps `ms` through the event loop so a terminating signal ends the wait.
 Status Sleep(int64_t ms) {
   EventLoop::Wake w = EventLoop::Get().Wait(-1, 0, ms);
@@ -64,9 +62,8 @@ class Applier {
   // Applies one migration. `last` marks the run's final commit, the only one
   // that must wait for the WAL flush (see ApplyTransactional).
   Status Apply(const Migration& m, bool last) {
-    LogInfo("migration.start", {{"version", m.version},
-                                {"name", m.name},
-                                {"transaction", m.up.transactional}});
+    LogInfo("migration.start",
+            {{"version", m.version}, {"name", m.name}, {"transaction", m.up.transactional}});
     const int64_t start = clock_.NowMs();
     db_.SetTicker(cfg_.progress_interval_ms, [&m, start, this] {
       LogInfo("migration.progress",
@@ -91,7 +88,8 @@ class Applier {
     };
     std::vector<Span> spans;
     for (const Migration* m : ms) {
-      LogInfo("migration.start", {{"version", m->version}, {"name", m->name}, {"transaction", true}});
+      LogInfo("migration.start",
+              {{"version", m->version}, {"name", m->name}, {"transaction", true}});
       spans.push_back({m, stmts.size()});
       for (const SqlStatement& st : m->up.statements) stmts.push_back(st.text);
       stmts.push_back(history_.InsertAppliedSql(*m, batch_, by_));
@@ -190,8 +188,8 @@ class Applier {
         continue;
       }
       if (failed < first || failed >= first + m.up.statements.size()) {
-        return Status::MigrationFailed("migration " + Label(m) + " could not be recorded: " +
-                                       s.message());
+        return Status::MigrationFailed("migration " + VersionLabel(m.version, m.name) +
+                                       " could not be recorded: " + s.message());
       }
       return Failed(m, s, failed - first, true);
     }
@@ -200,15 +198,18 @@ class Applier {
   // transaction:false: a committed `running` row first, then each statement on
   // its own, then `applied`; a failure leaves `failed` until `repair`.
   Status ApplyNonTransactional(const Migration& m) {
-    auto ins = db_.Exec("INSERT INTO " + history_.table() +
-                        " (version, name, checksum, status, applied_at, execution_ms, applied_by, "
-                        "batch) VALUES ($1, $2, $3, 'running', now(), NULL, $4, $5)",
-                        {m.version, m.name, m.checksum, by_, std::to_string(batch_)});
-    if (!ins.ok()) return ins.status().Wrap("recording migration " + Label(m) + " as running");
+    auto ins =
+        db_.Exec("INSERT INTO " + history_.table() +
+                     " (version, name, checksum, status, applied_at, execution_ms, applied_by, "
+                     "batch) VALUES ($1, $2, $3, 'running', now(), NULL, $4, $5)",
+                 {m.version, m.name, m.checksum, by_, std::to_string(batch_)});
+    if (!ins.ok())
+      return ins.status().Wrap("recording migration " + VersionLabel(m.version, m.name) +
+                               " as running");
     const int64_t start = clock_.NowMs();
     if (cfg_.statement_timeout_ms > 0) {
-      auto set = db_.Exec("SET statement_timeout = '" + std::to_string(cfg_.statement_timeout_ms) +
-                          "ms'");
+      auto set =
+          db_.Exec("SET statement_timeout = '" + std::to_string(cfg_.statement_timeout_ms) + "ms'");
       if (!set.ok()) return set.status();
     }
     size_t failed = 0;
@@ -235,7 +236,8 @@ class Applier {
     Status rec = db_.ExecSequence(done, nullptr);
     if (!rec.ok()) {
       Rollback();
-      return rec.Wrap("migration " + Label(m) + " ran but could not be marked applied (its row "
+      return rec.Wrap("migration " + VersionLabel(m.version, m.name) +
+                      " ran but could not be marked applied (its row "
                       "stays 'running'; check, then `pgboot repair`)");
     }
     return Status::Ok();
@@ -246,24 +248,23 @@ class Applier {
   // Reports a failed statement (file:line[:column], SQLSTATE, message) and
   // records a `failed` audit row in its own transaction.
   Status Failed(const Migration& m, const Status& s, size_t index, bool audit) {
-    const SqlStatement* st =
-        index < m.up.statements.size() ? &m.up.statements[index] : nullptr;
+    const SqlStatement* st = index < m.up.statements.size() ? &m.up.statements[index] : nullptr;
     std::string loc = st ? FailureLocation(m.up_path, *st, s.position()) : m.up_path;
     if (s.is_signal()) {
-      LogWarn("migration.failed", {{"version", m.version},
-                                   {"name", m.name},
-                                   {"file", loc},
-                                   {"reason", "interrupted by signal " + std::to_string(s.signal())}});
+      LogWarn("migration.failed",
+              {{"version", m.version},
+               {"name", m.name},
+               {"file", loc},
+               {"reason", "interrupted by signal " + std::to_string(s.signal())}});
       if (!m.up.transactional) {
         // The statements before this one are committed: the row says so.
         (void)db_.Exec("UPDATE " + history_.table() + " SET status = 'failed' WHERE version = $1",
                        {m.version});
-        (void)db_.Exec(history_.AuditSql(
-            "failed", m.version, by_,
-            SqlLiteral("{\"signal\":" + std::to_string(s.signal()) +
-                       ",\"statement\":" + std::to_string(index + 1) + ",\"location\":" +
-                       JsonQuote(loc) + "}") +
-                "::jsonb"));
+        (void)db_.Exec(history_.AuditSql("failed", m.version, by_,
+                                         SqlLiteral("{\"signal\":" + std::to_string(s.signal()) +
+                                                    ",\"statement\":" + std::to_string(index + 1) +
+                                                    ",\"location\":" + JsonQuote(loc) + "}") +
+                                             "::jsonb"));
       }
       return s;
     }
@@ -278,7 +279,7 @@ class Applier {
                                        SqlLiteral(FailureDetail(s, index, loc)) + "::jsonb"));
     }
     return Status::Sql(kExitMigrationFailed,
-                       "migration " + Label(m) + " failed at " + loc + ": " +
+                       "migration " + VersionLabel(m.version, m.name) + " failed at " + loc + ": " +
                            (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
                            s.message(),
                        s.sqlstate(), s.position());
@@ -312,11 +313,10 @@ Status DryRun(const std::vector<const Migration*>& todo) {
 Status CheckTarget(const std::vector<Migration>& files, const std::string& target,
                    const std::string& dir) {
   if (target.empty()) return Status::Ok();
-  const bool digits = target.find_first_not_of("0123456789") == std::string::npos;
+  const bool digits = IsVersionText(target);
   const std::string canonical = digits ? CanonicalVersion(target) : "";
-  bool found = digits && std::any_of(files.begin(), files.end(), [&](const Migration& m) {
-                 return m.version == canonical;
-               });
+  bool found = digits && std::any_of(files.begin(), files.end(),
+                                     [&](const Migration& m) { return m.version == canonical; });
   if (!found) return Status::Usage("--target " + target + " names no migration file in " + dir);
   return Status::Ok();
 }
@@ -341,8 +341,15 @@ Status RunStatementsOneByOne(Database& db, const std::vector<SqlStatement>& stat
   return Status::Ok();
 }
 
-MigrationLock::MigrationLock(Database& db, const History& history, const Config& cfg,
-                             Clock& clock)
+Result<std::vector<HistoryRow>> LockAndReadHistory(MigrationLock& lock, History& history) {
+  Status s = lock.Acquire();
+  if (!s.ok()) return s;
+  s = history.Create();
+  if (!s.ok()) return s;
+  return history.Read();
+}
+
+MigrationLock::MigrationLock(Database& db, const History& history, const Config& cfg, Clock& clock)
     : db_(db), history_(history), cfg_(cfg), clock_(clock) {}
 
 MigrationLock::~MigrationLock() { Release(); }
@@ -446,19 +453,16 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   }
 
   MigrationLock lock(db, history, cfg, clock);
-  Status s = lock.Acquire();
-  if (!s.ok()) return s;
-  s = history.Create();
-  if (!s.ok()) return s;
-  rows = history.Read();
+  rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();
   plan = BuildPlan(files, *rows, cfg.out_of_order);
-  s = ReportFindings(plan, /*count_unfinished=*/true);
+  Status s = ReportFindings(plan, /*count_unfinished=*/true);
   if (!s.ok()) return s;
   todo = UpTo(plan.pending, target);
   if (todo.empty()) {
-    LogInfo("migrate.nothing_to_do",
-            {{"applied", plan.applied_count}, {"pending", 0}, {"reason", "applied by another run"}});
+    LogInfo(
+        "migrate.nothing_to_do",
+        {{"applied", plan.applied_count}, {"pending", 0}, {"reason", "applied by another run"}});
     return Status::Ok();
   }
   auto batch = history.NextBatch();

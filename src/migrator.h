@@ -39,6 +39,12 @@ class MigrationLock {
   bool held_ = false;
 };
 
+// What every writing command does before it decides again: takes the lock,
+// creates the tables if missing (only ever under the lock: concurrent CREATE
+// TABLE IF NOT EXISTS races on the catalog) and re-reads history, which
+// another pgboot may have changed while this one waited.
+Result<std::vector<HistoryRow>> LockAndReadHistory(MigrationLock& lock, History& history);
+
 // `migrate`: connect is done by the caller; this reads history, validates, takes
 // the lock only when something is pending, creates the tables, re-reads and
 // re-validates under the lock, and applies what is still pending.

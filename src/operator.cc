@@ -8,27 +8,12 @@
 #include "migrator.h"
 
 namespace pgboot {
-namespace {
-
-bool AllDigits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::string Label(const std::string& version, const std::string& name) {
-  return version + (name.empty() ? "" : " (" + name + ")");
-}
+namespace {}  // namespace
 
 std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : sep) + p;
   return out;
-}
-
-}  // namespace
-
-Status HistoryWriteError(const Status& s, const std::string& what) {
-  if (s.ok() || s.is_signal()) return s;
-  return Status::WithCode(kExitInternal, what + ": " + s.message());
 }
 
 const Migration* FindMigration(const std::vector<Migration>& files, const std::string& version) {
@@ -41,7 +26,8 @@ const Migration* FindMigration(const std::vector<Migration>& files, const std::s
 Status RefuseUnfinished(const std::vector<HistoryRow>& rows, const std::string& command) {
   std::vector<std::string> bad;
   for (const HistoryRow& r : rows) {
-    if (r.status != "applied") bad.push_back(Label(r.version, r.name) + " is marked " + r.status);
+    if (r.status != "applied")
+      bad.push_back(VersionLabel(r.version, r.name) + " is marked " + r.status);
   }
   if (bad.empty()) return Status::Ok();
   return Status::Validation(command + " refused: " + Join(bad, "; ") +
@@ -69,7 +55,7 @@ std::vector<RepairAction> PlanRepair(const std::vector<Migration>& files,
 std::string DescribeRepair(const RepairAction& a) {
   const HistoryRow& r = *a.row;
   if (a.kind == RepairAction::kDelete) {
-    return "delete   version " + Label(r.version, r.name) + ": its '" + r.status +
+    return "delete   version " + VersionLabel(r.version, r.name) + ": its '" + r.status +
            "' row goes; the next migrate runs it again from its first statement";
   }
   std::vector<std::string> parts;
@@ -77,8 +63,8 @@ std::string DescribeRepair(const RepairAction& a) {
     parts.push_back("checksum " + r.checksum + " -> " + a.file->checksum);
   }
   if (a.file->name != r.name) parts.push_back("name " + r.name + " -> " + a.file->name);
-  return "realign  version " + Label(r.version, r.name) + ": " + Join(parts, ", ") + " (from " +
-         a.file->up_path + ")";
+  return "realign  version " + VersionLabel(r.version, r.name) + ": " + Join(parts, ", ") +
+         " (from " + a.file->up_path + ")";
 }
 
 namespace {
@@ -118,7 +104,7 @@ std::string UnrepairedNotes(const std::vector<Migration>& files,
   std::string out;
   for (const PlanRow& r : plan.rows) {
     if (r.state == MigrationState::kMissing) {
-      out += "left alone: version " + Label(r.version, r.name) +
+      out += "left alone: version " + VersionLabel(r.version, r.name) +
              " is applied but its file is missing; restore the file (repair never forgets an "
              "applied migration)\n";
     }
@@ -150,12 +136,9 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
   }
 
   MigrationLock lock(db, history, cfg, clock);
-  Status s = lock.Acquire();
-  if (!s.ok()) return s;
-  s = history.Create();
-  if (!s.ok()) return s;
-  rows = history.Read();
+  rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();
+  Status s;
   actions = PlanRepair(files, *rows);
   if (actions.empty()) {
     PrintResult("nothing to repair (another run repaired it meanwhile)\n");
@@ -169,7 +152,7 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
   s = db.ExecSequence(stmts, nullptr);
   if (!s.ok()) {
     (void)db.Exec("ROLLBACK");
-    return HistoryWriteError(s, "repair failed; nothing was changed");
+    return HistoryError(s, "repair failed; nothing was changed");
   }
   for (const RepairAction& a : actions) {
     LogInfo("migration.repaired",
@@ -184,7 +167,7 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
 Result<std::vector<const Migration*>> SelectBaseline(const std::vector<Migration>& files,
                                                      const std::vector<HistoryRow>& history,
                                                      const std::string& version, bool force) {
-  if (!AllDigits(version) || !FindMigration(files, CanonicalVersion(version))) {
+  if (!IsVersionText(version) || !FindMigration(files, CanonicalVersion(version))) {
     return Status::Usage("baseline " + version +
                          ": the version must name a migration file (the newest one the existing "
                          "database already contains)");
@@ -216,12 +199,9 @@ Status Baseline(Database& db, const Config& cfg, const std::vector<Migration>& f
   if (!todo.ok()) return todo.status();
 
   MigrationLock lock(db, history, cfg, clock);
-  Status s = lock.Acquire();
-  if (!s.ok()) return s;
-  s = history.Create();
-  if (!s.ok()) return s;
-  rows = history.Read();
+  rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();
+  Status s;
   todo = SelectBaseline(files, *rows, version, force);
   if (!todo.ok()) return todo.status();
   const std::string v = CanonicalVersion(version);
@@ -246,13 +226,13 @@ Status Baseline(Database& db, const Config& cfg, const std::vector<Migration>& f
                                          ", 'checksum', " + SqlLiteral(m->checksum) +
                                          ", 'baseline', " + SqlLiteral(v) + ", 'batch', " +
                                          std::to_string(*batch) + ", 'execution_ms', 0)"));
-    out += "  " + Label(m->version, m->name) + "\n";
+    out += "  " + VersionLabel(m->version, m->name) + "\n";
   }
   stmts.push_back("COMMIT");
   s = db.ExecSequence(stmts, nullptr);
   if (!s.ok()) {
     (void)db.Exec("ROLLBACK");
-    return HistoryWriteError(s, "baseline failed; nothing was recorded");
+    return HistoryError(s, "baseline failed; nothing was recorded");
   }
   LogInfo("baseline.done",
           {{"version", v}, {"recorded", static_cast<int64_t>(todo->size())}, {"batch", *batch}});

@@ -25,9 +25,8 @@ Status RefuseUnfinished(const std::vector<HistoryRow>& rows, const std::string& 
 // them), or null.
 const Migration* FindMigration(const std::vector<Migration>& files, const std::string& version);
 
-// A failure to write history is not a migration's SQL: it exits 1, not 5 (a
-// signal keeps its code). `what` says what was not done.
-Status HistoryWriteError(const Status& s, const std::string& what);
+// `parts` joined by `sep`, for messages that name several versions.
+std::string Join(const std::vector<std::string>& parts, const std::string& sep);
 
 // One change `repair` makes.
 struct RepairAction {

@@ -5,15 +5,26 @@
 
 namespace pgboot {
 
+std::string VersionLabel(const std::string& version, const std::string& name) {
+  return version + (name.empty() ? "" : " (" + name + ")");
+}
+
 const char* StateName(MigrationState s) {
   switch (s) {
-    case MigrationState::kApplied: return "applied";
-    case MigrationState::kPending: return "pending";
-    case MigrationState::kRunning: return "running";
-    case MigrationState::kFailed: return "failed";
-    case MigrationState::kMissing: return "missing";
-    case MigrationState::kChanged: return "changed";
-    case MigrationState::kFuture: return "future";
+    case MigrationState::kApplied:
+      return "applied";
+    case MigrationState::kPending:
+      return "pending";
+    case MigrationState::kRunning:
+      return "running";
+    case MigrationState::kFailed:
+      return "failed";
+    case MigrationState::kMissing:
+      return "missing";
+    case MigrationState::kChanged:
+      return "changed";
+    case MigrationState::kFuture:
+      return "future";
   }
   return "pending";
 }
@@ -74,7 +85,7 @@ Plan BuildPlan(const std::vector<Migration>& files, const std::vector<HistoryRow
         row.checksum = h->second->checksum;
       }
     }
-    const std::string label = version + (row.name.empty() ? "" : " (" + row.name + ")");
+    const std::string label = VersionLabel(version, row.name);
 
     if (row.row && row.row->status != "applied") {
       bool failed = row.row->status == "failed";
@@ -91,19 +102,19 @@ Plan BuildPlan(const std::vector<Migration>& files, const std::vector<HistoryRow
         row.state = MigrationState::kApplied;
       } else {
         row.state = MigrationState::kChanged;
-        plan.findings.push_back({version,
-                                 "version " + label + " was changed after it was applied: " +
-                                     row.file->up_path + " checksum " + row.file->checksum +
-                                     ", recorded " + row.row->checksum,
-                                 true, false});
+        plan.findings.push_back(
+            {version,
+             "version " + label + " was changed after it was applied: " + row.file->up_path +
+                 " checksum " + row.file->checksum + ", recorded " + row.row->checksum,
+             true, false});
       }
     } else if (row.row) {
       if (!newest_file.empty() && CompareVersions(version, newest_file) < 0) {
         row.state = MigrationState::kMissing;
-        plan.findings.push_back({version,
-                                 "version " + label +
-                                     " is applied but its file is missing (deleted or renamed?)",
-                                 true, false});
+        plan.findings.push_back(
+            {version,
+             "version " + label + " is applied but its file is missing (deleted or renamed?)", true,
+             false});
       } else {
         row.state = MigrationState::kFuture;
         plan.findings.push_back({version,
@@ -118,8 +129,10 @@ Plan BuildPlan(const std::vector<Migration>& files, const std::vector<HistoryRow
       if (!out_of_order && !plan.newest_applied.empty() &&
           CompareVersions(version, plan.newest_applied) < 0) {
         plan.findings.push_back({version,
-                                 "version " + label + " is pending but older than the newest "
-                                 "applied version " + plan.newest_applied +
+                                 "version " + label +
+                                     " is pending but older than the newest "
+                                     "applied version " +
+                                     plan.newest_applied +
                                      " (out of order; allow with --out-of-order)",
                                  true, false});
       }

@@ -1,4 +1,5 @@
-// Plan: migration files + history rows -> each version's state, what is pending, what is wrong (SPEC §5).
+// Plan: migration files + history rows -> each version's state, what is pending, what is wrong
+// (SPEC §5).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,9 @@ struct HistoryRow {
   int64_t batch = 0;
 };
 
+// "3 (add_orders)", or "3" when the name is unknown: how messages name a version.
+std::string VersionLabel(const std::string& version, const std::string& name);
+
 enum class MigrationState { kApplied, kPending, kRunning, kFailed, kMissing, kChanged, kFuture };
 const char* StateName(MigrationState s);
 
@@ -29,9 +33,9 @@ struct PlanRow {
   std::string version;
   std::string name;
   MigrationState state = MigrationState::kPending;
-  const Migration* file = nullptr;   // null for missing/future rows
-  const HistoryRow* row = nullptr;   // null for pending rows
-  std::string checksum;              // the file's, else the recorded one
+  const Migration* file = nullptr;  // null for missing/future rows
+  const HistoryRow* row = nullptr;  // null for pending rows
+  std::string checksum;             // the file's, else the recorded one
 };
 
 // A validation finding. Errors fail `validate` (exit 6) and block `migrate`;
@@ -46,11 +50,11 @@ struct Finding {
 };
 
 struct Plan {
-  std::vector<PlanRow> rows;               // every version, ascending
-  std::vector<const Migration*> pending;   // to apply, ascending
+  std::vector<PlanRow> rows;              // every version, ascending
+  std::vector<const Migration*> pending;  // to apply, ascending
   std::vector<Finding> findings;
-  std::string newest_applied;              // empty when nothing is applied
-  int64_t applied_count = 0;               // versions recorded as applied in the database
+  std::string newest_applied;  // empty when nothing is applied
+  int64_t applied_count = 0;   // versions recorded as applied in the database
 
   bool HasErrors(bool count_unfinished) const;
   bool HasUnfinished() const;

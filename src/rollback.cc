@@ -11,20 +11,6 @@
 namespace pgboot {
 namespace {
 
-bool AllDigits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::string Label(const std::string& version, const std::string& name) {
-  return version + (name.empty() ? "" : " (" + name + ")");
-}
-
-std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (const std::string& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
-}
-
 // execution_ms measured by the server inside the transaction, as migrate records it.
 constexpr const char* kServerMs = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer";
 
@@ -86,7 +72,8 @@ class Downer {
     if (s.ok()) return s;
     (void)db_.Exec("ROLLBACK");
     if (!s.is_signal() && (failed < first || failed >= first + down.statements.size())) {
-      return Status::MigrationFailed("rollback of " + Label(step.row->version, step.row->name) +
+      return Status::MigrationFailed("rollback of " +
+                                     VersionLabel(step.row->version, step.row->name) +
                                      " could not be recorded: " + s.message());
     }
     return Failed(step, s, failed >= first ? failed - first : 0);
@@ -111,8 +98,8 @@ class Downer {
                          nullptr);
     if (!rec.ok()) {
       (void)db_.Exec("ROLLBACK");
-      return HistoryWriteError(rec,
-                               "the down section of " + Label(step.row->version, step.row->name) +
+      return HistoryError(rec, "the down section of " +
+                                   VersionLabel(step.row->version, step.row->name) +
                                    " ran but its history row could not be deleted (it is still "
                                    "recorded as applied)");
     }
@@ -158,8 +145,8 @@ class Downer {
               ",\"message\":" + JsonQuote(Redact(s.message())) + "}";
     (void)db_.Exec(history_.AuditSql("failed", m.version, by_, SqlLiteral(detail) + "::jsonb"));
     return Status::Sql(kExitMigrationFailed,
-                       "rollback of " + Label(m.version, m.name) + " failed at " + loc + ": " +
-                           (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
+                       "rollback of " + VersionLabel(m.version, m.name) + " failed at " + loc +
+                           ": " + (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
                            s.message() + partly,
                        s.sqlstate(), s.position());
   }
@@ -218,7 +205,7 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
 
   std::vector<const HistoryRow*> chosen;
   if (options.to) {
-    if (!AllDigits(*options.to)) {
+    if (!IsVersionText(*options.to)) {
       return Status::Usage("--to needs a version (digits), not '" + *options.to + "'");
     }
     const std::string v = CanonicalVersion(*options.to);
@@ -255,7 +242,7 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
   std::vector<std::string> problems;
   for (const HistoryRow* r : chosen) {
     const Migration* m = FindMigration(files, r->version);
-    const std::string label = Label(r->version, r->name);
+    const std::string label = VersionLabel(r->version, r->name);
     if (m == nullptr) {
       problems.push_back("version " + label +
                          " has no migration file here (deleted, renamed, or applied by a newer "
@@ -299,11 +286,7 @@ Status Rollback(Database& db, const Config& cfg, const std::vector<Migration>& f
   }
 
   MigrationLock lock(db, history, cfg, clock);
-  s = lock.Acquire();
-  if (!s.ok()) return s;
-  s = history.Create();
-  if (!s.ok()) return s;
-  rows = history.Read();
+  rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();
   s = RefuseUnfinished(*rows, "rollback");
   if (!s.ok()) return s;

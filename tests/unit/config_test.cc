@@ -36,8 +36,8 @@ TEST_CASE("durations") {
   CHECK(*ParseDuration("5m") == 300000);
   CHECK(*ParseDuration("1h") == 3600000);
   CHECK(*ParseDuration("1.5s") == 1500);
-  for (const char* bad : {"", "30", "s", "-1s", "10sec", "1.2.3s", ".5s", "5.s", "1d", " 1s", "1S",
-                          "0s0"}) {
+  for (const char* bad :
+       {"", "30", "s", "-1s", "10sec", "1.2.3s", ".5s", "5.s", "1d", " 1s", "1S", "0s0"}) {
     INFO(bad);
     CHECK_FALSE(ParseDuration(bad).ok());
     CHECK(ParseDuration(bad).status().code() == kExitUsage);
@@ -48,8 +48,10 @@ TEST_CASE("durations") {
 }
 
 TEST_CASE("booleans accept every spelling in any case") {
-  for (const char* t : {"true", "TRUE", "True", "1", "yes", "YES", "on", "On"}) CHECK(*ParseBool(t));
-  for (const char* f : {"false", "FALSE", "0", "no", "No", "off", "OFF"}) CHECK_FALSE(*ParseBool(f));
+  for (const char* t : {"true", "TRUE", "True", "1", "yes", "YES", "on", "On"})
+    CHECK(*ParseBool(t));
+  for (const char* f : {"false", "FALSE", "0", "no", "No", "off", "OFF"})
+    CHECK_FALSE(*ParseBool(f));
   for (const char* bad : {"", "y", "n", "2", "enabled", "truee"}) {
     INFO(bad);
     CHECK_FALSE(ParseBool(bad).ok());
@@ -184,15 +186,24 @@ TEST_CASE("precedence: flag > environment > TOML > default, for every setting") 
 
   // Flags over environment.
   FlagValues flags = {
-      {"database-url", "postgres://flag@h/db"}, {"migrations-dir", "flag-dir"},
-      {"history-table", "flag.hist"},           {"run-migrations", "true"},
-      {"wait-timeout", "7s"},                   {"wait-max-interval", "4s"},
-      {"lock-timeout", "3m"},                   {"ddl-lock-timeout", "5s"},
-      {"ddl-retries", "2"},                     {"statement-timeout", "6s"},
-      {"out-of-order", "true"},                 {"single-transaction", "true"},
-      {"log-format", "json"},                   {"log-level", "error"},
-      {"init", "true"},                         {"init-grace", "7s"},
-      {"termination-log", "/tmp/flag-term"},    {"long-running", "4m"},
+      {"database-url", "postgres://flag@h/db"},
+      {"migrations-dir", "flag-dir"},
+      {"history-table", "flag.hist"},
+      {"run-migrations", "true"},
+      {"wait-timeout", "7s"},
+      {"wait-max-interval", "4s"},
+      {"lock-timeout", "3m"},
+      {"ddl-lock-timeout", "5s"},
+      {"ddl-retries", "2"},
+      {"statement-timeout", "6s"},
+      {"out-of-order", "true"},
+      {"single-transaction", "true"},
+      {"log-format", "json"},
+      {"log-level", "error"},
+      {"init", "true"},
+      {"init-grace", "7s"},
+      {"termination-log", "/tmp/flag-term"},
+      {"long-running", "4m"},
   };
   auto f = LoadConfig(flags, FakeEnv(env));
   REQUIRE(f.ok());
@@ -274,8 +285,8 @@ TEST_CASE("DATABASE_URL_FILE") {
   CHECK(both.status().code() == kExitUsage);
   CHECK(both.status().message().find("DATABASE_URL_FILE") != std::string::npos);
 
-  auto flag_wins = LoadConfig({{"database-url", "postgres://flag@h/db"}},
-                              FakeEnv({{"DATABASE_URL_FILE", f}}));
+  auto flag_wins =
+      LoadConfig({{"database-url", "postgres://flag@h/db"}}, FakeEnv({{"DATABASE_URL_FILE", f}}));
   REQUIRE(flag_wins.ok());
   CHECK(flag_wins->database_url == "postgres://flag@h/db");
 

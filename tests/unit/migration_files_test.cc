@@ -376,9 +376,11 @@ TEST_CASE("transaction control is rejected in transactional sections only") {
 namespace pgboot {
 
 TEST_CASE("COPY FROM STDIN is a parse error in either kind of section") {
-  CHECK(ErrorFor("1_copy.sql", "-- migrate:up\nCREATE TABLE t (a int);\n\ncopy  t (a)\n  from\tstdin;\n")
+  CHECK(ErrorFor("1_copy.sql",
+                 "-- migrate:up\nCREATE TABLE t (a int);\n\ncopy  t (a)\n  from\tstdin;\n")
             .find("1_copy.sql:4: COPY ... FROM STDIN") != std::string::npos);
-  CHECK(ErrorFor("2_copy.sql", "-- migrate:up transaction:false\nCOPY t FROM STDIN WITH (FORMAT csv);\n")
+  CHECK(ErrorFor("2_copy.sql",
+                 "-- migrate:up transaction:false\nCOPY t FROM STDIN WITH (FORMAT csv);\n")
             .find("2_copy.sql:2:") != std::string::npos);
   TempDir ok;
   ok.Write("3_copy.sql", "-- migrate:up\nCOPY t TO STDOUT;\nCOPY t FROM '/srv/data.csv';\n");

@@ -40,10 +40,10 @@ const PlanRow& RowOf(const Plan& p, const std::string& version) {
 }  // namespace
 
 TEST_CASE("every state") {
-  std::vector<Migration> files = {File("1"), File("2", "new"), File("4"), File("5"), File("6"),
-                                  File("10")};
-  std::vector<HistoryRow> history = {Row("1"), Row("2"), Row("3"), Row("5", "failed"),
-                                     Row("6", "running"), Row("9"), Row("11")};
+  std::vector<Migration> files = {File("1"), File("2", "new"), File("4"),
+                                  File("5"), File("6"),        File("10")};
+  std::vector<HistoryRow> history = {
+      Row("1"), Row("2"), Row("3"), Row("5", "failed"), Row("6", "running"), Row("9"), Row("11")};
   Plan p = BuildPlan(files, history, false);
   CHECK(RowOf(p, "1").state == MigrationState::kApplied);
   CHECK(RowOf(p, "2").state == MigrationState::kChanged);
@@ -128,8 +128,8 @@ TEST_CASE("status text is an aligned table") {
 }
 
 TEST_CASE("audit JSON") {
-  AuditEvent e{7, "2026-11-24T09:00:00.000Z", "applied", "3", "pgboot 0.1.0 on h",
-               "{\"execution_ms\": 41}"};
+  AuditEvent e{7,   "2026-11-24T09:00:00.000Z", "applied",
+               "3", "pgboot 0.1.0 on h",        "{\"execution_ms\": 41}"};
   CHECK(FormatAuditJson({e}) ==
         "{\"events\":[{\"id\":7,\"at\":\"2026-11-24T09:00:00.000Z\",\"event\":\"applied\","
         "\"version\":\"3\",\"by\":\"pgboot 0.1.0 on h\",\"detail\":{\"execution_ms\": 41}}]}\n");

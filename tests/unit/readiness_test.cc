@@ -403,8 +403,9 @@ TEST_CASE("classifying failed connections") {
 
   CHECK(ClassifyConnectFailure("", "invalid sslmode value: \"sometimes\"") == AnswerKind::kConfig);
   CHECK(ClassifyConnectFailure("", "invalid port number: \"abc\"") == AnswerKind::kConfig);
-  CHECK(ClassifyConnectFailure("", "could not look up local user ID 65532: No such file or "
-                                   "directory") == AnswerKind::kConfig);
+  CHECK(ClassifyConnectFailure("",
+                               "could not look up local user ID 65532: No such file or "
+                               "directory") == AnswerKind::kConfig);
   CHECK(ClassifyConnectFailure(
             "", "invalid integer value \"x\" for connection option \"keepalives\"") ==
         AnswerKind::kConfig);
