@@ -128,6 +128,12 @@ Result<Invocation> ParseCommandLine(int argc, char** argv) {
   if (!positional.empty()) {
     std::string cmd = positional.front();
     if (auto a = kAliases.find(cmd); a != kAliases.end()) cmd = a->second;
+    if (!CommandOptions().count(cmd) && ParseBool(cmd).ok()) {
+      return Status::Usage("unknown command '" + positional.front() +
+                           "'; a boolean flag takes its value with '=', e.g. "
+                           "--run-migrations=" +
+                           positional.front());
+    }
     if (!CommandOptions().count(cmd)) {
       return Status::Usage("unknown command '" + positional.front() +
                            "'; to run an application, put it after --: pgboot -- " +

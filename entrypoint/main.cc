@@ -206,8 +206,13 @@ int main(int argc, char** argv) {
   EarlyLogInit();
   if (!installed.ok()) return Finish(installed, "");
 
+  // Before the configuration is valid, the termination log is still where the
+  // user said: the flag when it parsed, else the environment, else the default.
+  const char* env_log = std::getenv("PGBOOT_TERMINATION_LOG");
+  std::string early_log = env_log && *env_log ? env_log : "/dev/termination-log";
   auto inv = ParseCommandLine(argc, argv);
-  if (!inv.ok()) return Finish(inv.status(), "/dev/termination-log");
+  if (!inv.ok()) return Finish(inv.status(), early_log);
+  if (auto it = inv->flags.find("termination-log"); it != inv->flags.end()) early_log = it->second;
   if (inv->help) {
     PrintResult(HelpText());
     return 0;
@@ -217,7 +222,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto cfg = LoadConfig(inv->flags, ProcessEnv());
-  if (!cfg.ok()) return Finish(cfg.status(), "/dev/termination-log");
+  if (!cfg.ok()) return Finish(cfg.status(), early_log);
   LogInit(cfg->log_format, cfg->log_level);
   return Finish(Dispatch(*inv, *cfg), cfg->termination_log);
 }

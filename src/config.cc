@@ -177,6 +177,13 @@ Result<QualifiedName> ParseQualifiedName(std::string_view text) {
     name.table = *first;
   }
   if (pos != text.size()) return Status::Usage("expected [schema.]table");
+  // The server truncates identifiers to 63 bytes: a longer name would collide
+  // with its own `<table>_log` audit table.
+  if (name.table.size() > 59 || name.schema.size() > 63) {
+    return Status::Usage(
+        "the table name may have at most 59 bytes (its audit table adds _log "
+        "and PostgreSQL names have at most 63)");
+  }
   return name;
 }
 

@@ -47,6 +47,9 @@ class Database {
     (void)tick;
   }
 
+  // Whether the session is inside a transaction block (open or aborted).
+  virtual bool InTransaction() { return false; }
+
   // The server's backend pid of this session.
   virtual int BackendPid() = 0;
   // The target database's name as the server reports it.

@@ -117,7 +117,7 @@ Status History::Create() {
 
 Result<std::vector<AuditEvent>> History::ReadAudit() {
   auto exists = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {log_table_});
-  if (!exists.ok()) return exists.status();
+  if (!exists.ok()) return HistoryError(exists.status(), "reading audit table " + log_table_);
   std::vector<AuditEvent> events;
   if (exists->rows.empty() || Col(exists->rows[0], 0) != "t") return events;
   auto r = db_.Exec(std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kIsoUtc +
@@ -142,7 +142,7 @@ Result<int64_t> History::NextBatch() {
   auto r = db_.Exec("SELECT greatest((SELECT coalesce(max(batch), 0) FROM " + table_ +
                     "), (SELECT coalesce(max((detail->>'batch')::bigint), 0) FROM " + log_table_ +
                     " WHERE detail->>'batch' ~ '^[0-9]{1,9}$')) + 1");
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return HistoryError(r.status(), "reading the next batch number");
   return std::stoll(Col(r->rows.at(0), 0));
 }
 

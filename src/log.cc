@@ -83,7 +83,10 @@ bool StartsWithNoCase(std::string_view s, size_t pos, std::string_view word) {
   return true;
 }
 
-// Redacts `scheme://user:password@host` userinfo.
+// Redacts `scheme://user:password@host` userinfo, up to the last '@' before
+// the first '/' (libpq stops at the first '@'; an unescaped '@' in a password
+// would leak its tail in libpq's messages otherwise). A password may hold '?',
+// '#', quotes or spaces, and a message may quote a URI libpq could not parse.
 std::string RedactUris(std::string_view in) {
   std::string out;
   size_t i = 0;
@@ -97,30 +100,22 @@ std::string RedactUris(std::string_view in) {
       out += in[i++];
       continue;
     }
-    size_t start = i + scheme_len;
-    size_t end = start;  // end of the authority
-    while (end < in.size() && in[end] != '/' && in[end] != '?' && in[end] != '#' &&
-           !std::isspace(static_cast<unsigned char>(in[end])) && in[end] != '"' &&
-           in[end] != '\'') {
-      ++end;
-    }
-    std::string_view authority = in.substr(start, end - start);
-    size_t at = authority.rfind('@');
+    const size_t start = i + scheme_len;
+    size_t end = start;
+    while (end < in.size() && in[end] != '/' && in[end] != '\n') ++end;
+    end = in.substr(start, end - start).rfind('@');
+    if (end != std::string_view::npos) end += start;
     out.append(in.substr(i, scheme_len));
-    if (at != std::string_view::npos) {
-      std::string_view userinfo = authority.substr(0, at);
+    i = start;
+    if (end != std::string_view::npos) {
+      std::string_view userinfo = in.substr(start, end - start);
       size_t colon = userinfo.find(':');
       if (colon != std::string_view::npos) {
         out.append(userinfo.substr(0, colon + 1));
         out.append("***");
-        out.append(authority.substr(at));
-      } else {
-        out.append(authority);
+        i = end;  // the '@' and the host follow as plain text
       }
-    } else {
-      out.append(authority);
     }
-    i = end;
   }
   return out;
 }

@@ -204,17 +204,11 @@ class Applier {
                      "batch) VALUES ($1, $2, $3, 'running', now(), NULL, $4, $5)",
                  {m.version, m.name, m.checksum, by_, std::to_string(batch_)});
     if (!ins.ok())
-      return ins.status().Wrap("recording migration " + VersionLabel(m.version, m.name) +
-                               " as running");
+      return HistoryError(ins.status(),
+                          "recording migration " + VersionLabel(m.version, m.name) + " as running");
     const int64_t start = clock_.NowMs();
-    if (cfg_.statement_timeout_ms > 0) {
-      auto set =
-          db_.Exec("SET statement_timeout = '" + std::to_string(cfg_.statement_timeout_ms) + "ms'");
-      if (!set.ok()) return set.status();
-    }
     size_t failed = 0;
-    Status s = RunStatementsOneByOne(db_, m.up.statements, &failed);
-    if (cfg_.statement_timeout_ms > 0) (void)db_.Exec("RESET statement_timeout");
+    Status s = RunStatementsOneByOne(db_, m.up.statements, cfg_.statement_timeout_ms, &failed);
     if (!s.ok()) {
       if (!s.is_signal()) {
         (void)db_.Exec("UPDATE " + history_.table() + " SET status = 'failed' WHERE version = $1",
@@ -236,9 +230,9 @@ class Applier {
     Status rec = db_.ExecSequence(done, nullptr);
     if (!rec.ok()) {
       Rollback();
-      return rec.Wrap("migration " + VersionLabel(m.version, m.name) +
-                      " ran but could not be marked applied (its row "
-                      "stays 'running'; check, then `pgboot repair`)");
+      return HistoryError(rec, "migration " + VersionLabel(m.version, m.name) +
+                                   " ran but could not be marked applied (its row "
+                                   "stays 'running'; check, then `pgboot repair`)");
     }
     return Status::Ok();
   }
@@ -301,7 +295,7 @@ Status DryRun(const std::vector<const Migration*>& todo) {
            (m->up.transactional ? "one transaction" : "transaction:false, statement by statement") +
            ")\n";
     for (const SqlStatement& st : m->up.statements) {
-      out += "-- " + m->up_path + ":" + std::to_string(st.line) + "\n" + st.text + ";\n";
+      out += "-- " + m->up_path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
     }
   }
   PrintResult(out);
@@ -321,6 +315,16 @@ Status CheckTarget(const std::vector<Migration>& files, const std::string& targe
   return Status::Ok();
 }
 
+std::string Terminated(const std::string& statement) {
+  // A statement may end in a -- comment (the lexer keeps it): then the ';'
+  // goes on a line of its own, or piping the output into psql would merge
+  // this statement with the next.
+  const size_t last_line = statement.rfind('\n');
+  const bool comment =
+      statement.find("--", last_line == std::string::npos ? 0 : last_line) != std::string::npos;
+  return statement + (comment ? "\n;\n" : ";\n");
+}
+
 std::string FailureLocation(const std::string& path, const SqlStatement& st, int position) {
   if (position > 0) {
     auto [line, col] = PositionToLineColumn(st, position);
@@ -330,15 +334,31 @@ std::string FailureLocation(const std::string& path, const SqlStatement& st, int
 }
 
 Status RunStatementsOneByOne(Database& db, const std::vector<SqlStatement>& statements,
-                             size_t* failed) {
-  for (size_t i = 0; i < statements.size(); ++i) {
+                             int64_t statement_timeout_ms, size_t* failed) {
+  if (failed) *failed = 0;
+  if (statement_timeout_ms > 0) {
+    auto set = db.Exec("SET statement_timeout = '" + std::to_string(statement_timeout_ms) + "ms'");
+    if (!set.ok()) return set.status();
+  }
+  Status result;
+  for (size_t i = 0; i < statements.size() && result.ok(); ++i) {
     auto r = db.Exec(statements[i].text);
     if (!r.ok()) {
       if (failed) *failed = i;
-      return r.status();
+      result = r.status();
     }
   }
-  return Status::Ok();
+  if (db.InTransaction()) {
+    (void)db.Exec("ROLLBACK");
+    if (result.ok()) {
+      if (failed) *failed = statements.empty() ? 0 : statements.size() - 1;
+      result = Status::MigrationFailed(
+          "the section ended inside a transaction it opened (BEGIN without COMMIT); it was "
+          "rolled back");
+    }
+  }
+  if (statement_timeout_ms > 0) (void)db.Exec("RESET statement_timeout");
+  return result;
 }
 
 Result<std::vector<HistoryRow>> LockAndReadHistory(MigrationLock& lock, History& history) {
@@ -356,13 +376,13 @@ MigrationLock::~MigrationLock() { Release(); }
 
 Status MigrationLock::Acquire() {
   auto key = db_.Exec("SELECT " + history_.LockKeySql());
-  if (!key.ok()) return key.status().Wrap("computing the migration lock key");
+  if (!key.ok()) return HistoryError(key.status(), "computing the migration lock key");
   key_ = Cell(*key);
   const int64_t start = clock_.NowMs();
   int64_t next_log = start;
   for (int n = 0;; ++n) {
     auto r = db_.Exec("SELECT pg_try_advisory_lock($1::bigint)", {key_});
-    if (!r.ok()) return r.status().Wrap("taking the migration lock");
+    if (!r.ok()) return HistoryError(r.status(), "taking the migration lock");
     const int64_t now = clock_.NowMs();
     if (Cell(*r) == "t") {
       held_ = true;
@@ -400,11 +420,15 @@ void MigrationLock::LogHolder(int64_t waited_ms) {
       {key_});
   LogFields f;
   if (h.ok() && !h->rows.empty()) {
-    f = {{"holder_pid", Cell(*h, 0, 0)},
+    const std::string pid = Cell(*h, 0, 0);
+    f = {{"holder_pid", static_cast<int64_t>(IsVersionText(pid) ? std::stoll(pid) : 0)},
          {"holder_application_name", Cell(*h, 0, 1)},
          {"holder_since", Cell(*h, 0, 2)}};
   } else {
-    f = {{"holder_pid", ""}, {"holder_application_name", ""}, {"holder_since", ""}};
+    // The holder let go between our try and this query: 0, so the field keeps its type.
+    f = {{"holder_pid", static_cast<int64_t>(0)},
+         {"holder_application_name", ""},
+         {"holder_since", ""}};
   }
   f.push_back({"waited_ms", waited_ms});
   LogInfo("lock.waiting", f);

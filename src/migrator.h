@@ -56,13 +56,19 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
 Status CheckTarget(const std::vector<Migration>& files, const std::string& target,
                    const std::string& dir);
 
+// `statement` followed by its ';' and a newline, as --dry-run prints it.
+std::string Terminated(const std::string& statement);
+
 // Formats the location of a failing statement: `path:line` or `path:line:column`
 // when the server gave a position.
 std::string FailureLocation(const std::string& path, const SqlStatement& st, int position);
 
-// Runs `statements` of a transaction:false section one by one (no transaction).
-// On failure `*failed` is the index of the failing statement.
+// Runs `statements` of a transaction:false section one by one (no transaction
+// of pgboot's), under `statement_timeout_ms` when > 0. On failure `*failed` is
+// the index of the failing statement. A section that opened a transaction of
+// its own and failed in it, or left one open, has it rolled back, so the
+// caller can still record the outcome and release the lock.
 Status RunStatementsOneByOne(Database& db, const std::vector<SqlStatement>& statements,
-                             size_t* failed);
+                             int64_t statement_timeout_ms, size_t* failed);
 
 }  // namespace pgboot

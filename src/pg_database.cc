@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -28,6 +29,34 @@ constexpr int64_t kDrainMs = 5000;
 constexpr int64_t kRecancelMs = 1000;
 
 constexpr char kConnectionCheck[] = "-c client_connection_check_interval=1s";
+constexpr char kStandardStrings[] = "-c standard_conforming_strings=on";
+
+// Whether a conninfo string may carry a password (a URI with userinfo, or a
+// password key or parameter).
+bool MayHoldPassword(std::string_view conninfo) {
+  std::string lower(conninfo);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("password") != std::string::npos ||
+         (lower.find("://") != std::string::npos && lower.find('@') != std::string::npos);
+}
+
+// libpq's parser quotes the piece it could not parse, which may be (part of)
+// the password: `invalid percent-encoded token: "s3cr%t"`, `missing "=" after
+// "secret"`. Every quoted piece becomes "***".
+std::string MaskQuoted(std::string_view text) {
+  std::string out;
+  bool in_quote = false;
+  for (char c : text) {
+    if (c == '"') {
+      out += c;
+      if (!in_quote) out += "***";
+      in_quote = !in_quote;
+    } else if (!in_quote) {
+      out += c;
+    }
+  }
+  return out;
+}
 
 // libpq messages are multi-line ("...failed: Connection refused\n\tIs the
 // server running on that host..."): one line for logs and Status messages,
@@ -138,6 +167,7 @@ class ConnectParams {
       if (parsed == nullptr) {
         std::string why = err != nullptr ? err : "out of memory";
         PQfreemem(err);
+        if (MayHoldPassword(opts.conninfo)) why = MaskQuoted(why);
         return Status::Usage("invalid database URL: " + OneLine(why));
       }
       for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
@@ -150,6 +180,11 @@ class ConnectParams {
       if (const char* env = std::getenv("PGOPTIONS")) user_options = env;
     }
     std::string options = user_options.value_or("");
+    // The statement lexer and every literal pgboot writes assume standard
+    // strings; a role or database set to off would otherwise turn a backslash
+    // in a file name into SQL.
+    if (!options.empty()) options += ' ';
+    options += kStandardStrings;
     if (opts.connection_check) {
       if (!options.empty()) options += ' ';
       options += kConnectionCheck;
@@ -304,6 +339,11 @@ PgDatabase::PgDatabase(pg_conn* conn, Clock& clock) : conn_(conn), clock_(clock)
 }
 
 PgDatabase::~PgDatabase() { PQfinish(conn_); }
+
+bool PgDatabase::InTransaction() {
+  const PGTransactionStatusType t = PQtransactionStatus(conn_);
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+}
 
 void PgDatabase::SetTicker(int64_t interval_ms, std::function<void()> tick) {
   tick_interval_ms_ = interval_ms;

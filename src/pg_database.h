@@ -52,6 +52,7 @@ class PgDatabase : public Database {
                       size_t* failed_index = nullptr) override;
 
   void SetTicker(int64_t interval_ms, std::function<void()> tick) override;
+  bool InTransaction() override;
   int BackendPid() override;
   std::string DatabaseName() override;
   int ServerVersion() override;

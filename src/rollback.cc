@@ -83,14 +83,9 @@ class Downer {
   // CONCURRENTLY); the row goes only when all of them succeeded.
   Status RunNonTransactional(const RollbackStep& step) {
     const int64_t start = clock_.NowMs();
-    if (cfg_.statement_timeout_ms > 0) {
-      auto set =
-          db_.Exec("SET statement_timeout = '" + std::to_string(cfg_.statement_timeout_ms) + "ms'");
-      if (!set.ok()) return set.status();
-    }
     size_t failed = 0;
-    Status s = RunStatementsOneByOne(db_, step.file->down->statements, &failed);
-    if (cfg_.statement_timeout_ms > 0) (void)db_.Exec("RESET statement_timeout");
+    Status s =
+        RunStatementsOneByOne(db_, step.file->down->statements, cfg_.statement_timeout_ms, &failed);
     if (!s.ok()) return Failed(step, s, failed);
     Status rec =
         db_.ExecSequence({"BEGIN", DeleteSql(step),
@@ -169,7 +164,7 @@ void PrintRollbackDryRun(const std::vector<RollbackStep>& steps, const History& 
         (m.down->transactional ? "one transaction" : "transaction:false, statement by statement") +
         ")\n";
     for (const SqlStatement& st : m.down->statements) {
-      out += "-- " + path + ":" + std::to_string(st.line) + "\n" + st.text + ";\n";
+      out += "-- " + path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
     }
     out += "-- then: DELETE FROM " + history.table() + " WHERE version = " + SqlLiteral(m.version) +
            ", and a rolled_back row in " + history.log_table() + "\n";

@@ -72,6 +72,8 @@ TEST_CASE("qualified names fold plain identifiers and keep quoted ones") {
   CHECK(c->schema == "My Schema");
   CHECK(c->table == "Tab\"le");
   CHECK(c->Quoted() == "\"My Schema\".\"Tab\"\"le\"");
+  CHECK(ParseQualifiedName(std::string(59, 'h')).ok());
+  CHECK_FALSE(ParseQualifiedName(std::string(60, 'h')).ok());  // + "_log" > 63 bytes
   for (const char* bad : {"", "a.b.c", "1abc", "a.", ".b", "\"unterminated", "\"\"", "a b"}) {
     INFO(bad);
     CHECK_FALSE(ParseQualifiedName(bad).ok());

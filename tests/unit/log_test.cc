@@ -16,6 +16,9 @@ TEST_CASE("redaction of every password form") {
   // An unescaped @ in the password: the last @ before the path ends the userinfo.
   CHECK(Redact("postgres://app:p@ss@db/app") == "postgres://app:***@db/app");
   CHECK(Redact("postgres://app@db/app") == "postgres://app@db/app");
+  // What libpq quotes when it cannot parse the URI: the password may hold ?, #, spaces.
+  CHECK(Redact("invalid: \"postgres://u:pa?ss#w rd@[::1/db\"") ==
+        "invalid: \"postgres://u:***@[::1/db\"");
   CHECK(Redact("postgres://db/app") == "postgres://db/app");
   CHECK(Redact("host=db password=hunter2 user=app") == "host=db password=*** user=app");
   CHECK(Redact("host=db password = 'hun ter\\'2' user=app") == "host=db password = *** user=app");
