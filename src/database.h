@@ -14,12 +14,22 @@
 namespace pgboot {
 
 using SqlParam = std::optional<std::string>;  // nullopt is SQL NULL
+using SqlRow = std::vector<std::optional<std::string>>;
 
 struct QueryResult {
   std::vector<std::string> columns;
-  std::vector<std::vector<std::optional<std::string>>> rows;
+  std::vector<SqlRow> rows;
   int64_t affected = 0;  // rows affected by INSERT/UPDATE/DELETE
 };
+
+// Column `col` of `row` as text: "" for NULL or a missing column.
+inline std::string Cell(const SqlRow& row, size_t col) {
+  return col < row.size() && row[col] ? *row[col] : std::string();
+}
+// Row `row`, column `col` of `r` as text: "" for NULL or out of range.
+inline std::string Cell(const QueryResult& r, size_t row = 0, size_t col = 0) {
+  return row < r.rows.size() ? Cell(r.rows[row], col) : std::string();
+}
 
 // A connected session. Every call waits through the EventLoop: a terminating
 // signal cancels the running statement on the server (PQcancel), waits for it

@@ -13,12 +13,6 @@ namespace {
 // they are a finding whatever --long-running says (SPEC §2).
 constexpr int64_t kIdleInTransactionMs = 5000;
 
-constexpr const char* kIso = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
-
-std::string Cell(const std::vector<std::optional<std::string>>& row, size_t i) {
-  return i < row.size() && row[i] ? *row[i] : std::string();
-}
-
 int64_t Number(const std::string& s) {
   try {
     return s.empty() ? 0 : std::stoll(s);
@@ -58,8 +52,8 @@ Status Sessions(Database& db, const Config& cfg, DoctorReport* report) {
   auto r = db.Exec(
       std::string("SELECT pid, coalesce(application_name, ''), coalesce(usename::text, ''), "
                   "state, to_char(state_change AT TIME ZONE 'UTC', ") +
-          kIso + "), coalesce(to_char(query_start AT TIME ZONE 'UTC', " + kIso +
-          "), ''), coalesce(to_char(xact_start AT TIME ZONE 'UTC', " + kIso +
+          kIsoUtcFormat + "), coalesce(to_char(query_start AT TIME ZONE 'UTC', " + kIsoUtcFormat +
+          "), ''), coalesce(to_char(xact_start AT TIME ZONE 'UTC', " + kIsoUtcFormat +
           "), ''), (extract(epoch FROM clock_timestamp() - state_change) * 1000)::bigint, "
           "(extract(epoch FROM clock_timestamp() - query_start) * 1000)::bigint "
           "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
@@ -109,7 +103,7 @@ Status LockWaits(Database& db, DoctorReport* report) {
       "SELECT DISTINCT ON (w.pid) w.pid, coalesce(a.application_name, ''), w.locktype, w.mode, "
       "CASE WHEN w.relation IS NOT NULL THEN w.relation::regclass::text ELSE '' END, "
       "coalesce(to_char(" +
-      since + " AT TIME ZONE 'UTC', " + kIso +
+      since + " AT TIME ZONE 'UTC', " + kIsoUtcFormat +
       "), ''), "
       "coalesce((extract(epoch FROM clock_timestamp() - " +
       since +

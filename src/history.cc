@@ -3,15 +3,7 @@
 #include <unistd.h>
 
 namespace pgboot {
-namespace {
-
-const char* kIsoUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
-
-std::string Col(const std::vector<std::optional<std::string>>& row, size_t i) {
-  return i < row.size() && row[i] ? *row[i] : std::string();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Status HistoryError(const Status& s, const std::string& what) {
   if (s.ok() || s.is_signal()) return s;
@@ -43,7 +35,7 @@ History::History(Database& db, QualifiedName name) : db_(db), name_(std::move(na
 Result<bool> History::Exists() {
   auto r = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {table_});
   if (!r.ok()) return HistoryError(r.status(), "reading history table " + table_);
-  return !r->rows.empty() && Col(r->rows[0], 0) == "t";
+  return !r->rows.empty() && Cell(r->rows[0], 0) == "t";
 }
 
 Result<std::vector<HistoryRow>> History::Read() {
@@ -54,17 +46,17 @@ Result<std::vector<HistoryRow>> History::Read() {
   auto r =
       db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT TIME "
                            "ZONE 'UTC', ") +
-               kIsoUtc + "), execution_ms, applied_by, batch FROM " + table_);
+               kIsoUtcFormat + "), execution_ms, applied_by, batch FROM " + table_);
   if (!r.ok()) return HistoryError(r.status(), "reading history table " + table_);
   for (const auto& row : r->rows) {
     HistoryRow h;
-    h.version = Col(row, 0);
-    h.name = Col(row, 1);
-    h.checksum = Col(row, 2);
-    h.status = Col(row, 3);
-    h.applied_at = Col(row, 4);
+    h.version = Cell(row, 0);
+    h.name = Cell(row, 1);
+    h.checksum = Cell(row, 2);
+    h.status = Cell(row, 3);
+    h.applied_at = Cell(row, 4);
     if (row.size() > 5 && row[5]) h.execution_ms = std::stoll(*row[5]);
-    h.applied_by = Col(row, 6);
+    h.applied_by = Cell(row, 6);
     h.batch = row.size() > 7 && row[7] ? std::stoll(*row[7]) : 0;
     rows.push_back(std::move(h));
   }
@@ -119,18 +111,18 @@ Result<std::vector<AuditEvent>> History::ReadAudit() {
   auto exists = db_.Exec("SELECT to_regclass($1) IS NOT NULL", {log_table_});
   if (!exists.ok()) return HistoryError(exists.status(), "reading audit table " + log_table_);
   std::vector<AuditEvent> events;
-  if (exists->rows.empty() || Col(exists->rows[0], 0) != "t") return events;
-  auto r = db_.Exec(std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kIsoUtc +
+  if (exists->rows.empty() || Cell(exists->rows[0], 0) != "t") return events;
+  auto r = db_.Exec(std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kIsoUtcFormat +
                     "), event, version, by, detail::text FROM " + log_table_ + " ORDER BY id DESC");
   if (!r.ok()) return HistoryError(r.status(), "reading audit table " + log_table_);
   for (const auto& row : r->rows) {
     AuditEvent e;
-    e.id = std::stoll(Col(row, 0));
-    e.at = Col(row, 1);
-    e.event = Col(row, 2);
-    e.version = Col(row, 3);
-    e.by = Col(row, 4);
-    e.detail = Col(row, 5);
+    e.id = std::stoll(Cell(row, 0));
+    e.at = Cell(row, 1);
+    e.event = Cell(row, 2);
+    e.version = Cell(row, 3);
+    e.by = Cell(row, 4);
+    e.detail = Cell(row, 5);
     events.push_back(std::move(e));
   }
   return events;
@@ -143,7 +135,7 @@ Result<int64_t> History::NextBatch() {
                     "), (SELECT coalesce(max((detail->>'batch')::bigint), 0) FROM " + log_table_ +
                     " WHERE detail->>'batch' ~ '^[0-9]{1,9}$')) + 1");
   if (!r.ok()) return HistoryError(r.status(), "reading the next batch number");
-  return std::stoll(Col(r->rows.at(0), 0));
+  return std::stoll(Cell(r->rows.at(0), 0));
 }
 
 std::string History::InsertAppliedSql(const Migration& m, int64_t batch,

@@ -62,6 +62,10 @@ class History {
 // exit 1 with `what` in front, keeping the SQLSTATE (and a signal's 128+N).
 Status HistoryError(const Status& s, const std::string& what);
 
+// to_char() format of a timestamp AT TIME ZONE 'UTC' as ISO 8601 with
+// milliseconds, as every report prints times (a quoted SQL literal).
+inline constexpr char kIsoUtcFormat[] = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+
 // SQL string literal of `s` ('...' with quotes doubled; E'' never needed since
 // standard_conforming_strings is on in every supported server).
 std::string SqlLiteral(const std::string& s);

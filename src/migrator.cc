@@ -16,11 +16,6 @@ Status Sleep(int64_t ms) {
   return Status::Ok();
 }
 
-std::string Cell(const QueryResult& r, size_t row = 0, size_t col = 0) {
-  if (row >= r.rows.size() || col >= r.rows[row].size() || !r.rows[row][col]) return "";
-  return *r.rows[row][col];
-}
-
 // Logs every validation finding; returns exit 6 when one is an error. Unfinished
 // (running/failed) rows count only when `count_unfinished` (under the lock).
 Status ReportFindings(const Plan& plan, bool count_unfinished) {
@@ -412,11 +407,13 @@ Status MigrationLock::Acquire() {
 void MigrationLock::LogHolder(int64_t waited_ms) {
   auto h = db_.Exec(
       "SELECT a.pid, coalesce(a.application_name, ''), to_char(a.backend_start AT TIME ZONE "
-      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM pg_locks l JOIN pg_stat_activity a ON "
-      "a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND "
-      "l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
-      "l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & "
-      "4294967295)::oid LIMIT 1",
+      "'UTC', " +
+          std::string(kIsoUtcFormat) +
+          ") FROM pg_locks l JOIN pg_stat_activity a ON "
+          "a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND "
+          "l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
+          "l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & "
+          "4294967295)::oid LIMIT 1",
       {key_});
   LogFields f;
   if (h.ok() && !h->rows.empty()) {
