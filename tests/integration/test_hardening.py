@@ -65,8 +65,10 @@ class Hardening(common.PgbootTestCase):
         self.assertIn("1_own_tx.sql:5", cp.stderr)
         self.assertEqual(admin_sql("SELECT status FROM pgboot_history", db).split(), ["failed"])
         self.assertEqual(admin_sql("SELECT event FROM pgboot_history_log", db).split(), ["failed"])
-        self.assertEqual(admin_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
-                                   db).strip(), "0")
+        self.assertEqual(admin_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                   "AND database = (SELECT oid FROM pg_database "
+                                   "WHERE datname = current_database())", db).strip(), "0",
+                         "the lock was released (pg_locks is cluster-wide: this database only)")
         tables = admin_sql("SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
                            "WHERE relname LIKE 'own%'", db).strip()
         self.assertEqual(tables, "own1", "the statement before BEGIN stays, the rest rolled back")
