@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a throwaway PostgreSQL: sets up, builds, starts a server,
-# then runs pgboot in front of a demo app that reads through the same URL.
+# then runs pgboot as a container entrypoint would — wait for the login,
+# apply migrations/ under the lock (RUN_MIGRATIONS=true), exec the app — and
+# shows that a second start finds nothing to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,6 +13,12 @@ STATE=$(mktemp -d /tmp/pgboot-demo-XXXXXX)
 trap 'python3 tests/harness/pg.py stop "$STATE" >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
 python3 tests/harness/pg.py start "$STATE" >/dev/null
 DATABASE_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"].format(db="postgres"))' "$STATE/pg.json")
-export DATABASE_URL
-echo "demo: pgboot waits for the server, then execs the app (password redacted in logs)"
-"$BUILD/pgboot" -- sh -c 'psql "$DATABASE_URL" -X -A -t -c "select version()"'
+export DATABASE_URL RUN_MIGRATIONS=true PGBOOT_MIGRATIONS_DIR=migrations
+APP='psql "$DATABASE_URL" -X -q -c "SELECT version()" -c "SELECT u.email, o.total_cents, o.status FROM orders o JOIN users u ON u.id = o.user_id"'
+
+echo "== demo: first start: pgboot waits, migrates, then execs the app (password redacted in logs)"
+"$BUILD/pgboot" -- sh -c "$APP"
+echo "== demo: second start: nothing pending, no lock taken, straight to the app"
+"$BUILD/pgboot" -- sh -c 'echo "app started"'
+echo "== demo: what ran"
+"$BUILD/pgboot" status
