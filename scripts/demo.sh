@@ -7,8 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 BUILD=${PGBOOT_BUILD_DIR:-build}
+echo "== demo: building pgboot (static) in $BUILD/"
 cmake -S . -B "$BUILD" -G Ninja >/dev/null
-cmake --build "$BUILD" --target pgboot
+# glibc warns about getaddrinfo & co. in static binaries (they work: name
+# lookups go through /etc/hosts and DNS); show the output only on failure.
+if ! cmake --build "$BUILD" --target pgboot >"$BUILD/demo-build.log" 2>&1; then
+  cat "$BUILD/demo-build.log"
+  exit 1
+fi
 STATE=$(mktemp -d /tmp/pgboot-demo-XXXXXX)
 trap 'python3 tests/harness/pg.py stop "$STATE" >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
 python3 tests/harness/pg.py start "$STATE" >/dev/null
