@@ -175,11 +175,7 @@ Status HistoryFindings(Database& db, const Config& cfg, const std::vector<Migrat
   // A `running` row whose runner still holds the lock is a migration in
   // progress, not a leftover.
   std::string holder;
-  auto lock = db.Exec(
-      "SELECT l.pid FROM pg_locks l, (SELECT " + history.LockKeySql() +
-      " AS k) key WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.database "
-      "= (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = ((k >> "
-      "32) & 4294967295)::oid AND l.objid = (k & 4294967295)::oid LIMIT 1");
+  auto lock = db.Exec(history.LockHolderSql());
   if (lock.ok() && !lock->rows.empty()) holder = Cell(lock->rows[0], 0);
 
   for (const Finding& fd : plan.findings) {

@@ -163,4 +163,14 @@ std::string History::LockKeySql() const {
          ") || '.' || quote_ident(" + SqlLiteral(name_.table) + "), 0)";
 }
 
+std::string History::LockHolderSql() const {
+  return "SELECT a.pid, coalesce(a.application_name, ''), to_char(a.backend_start AT TIME ZONE "
+         "'UTC', " +
+         std::string(kIsoUtcFormat) +
+         ") FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, (SELECT " + LockKeySql() +
+         " AS k) key WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND "
+         "l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
+         "l.classid = ((k >> 32) & 4294967295)::oid AND l.objid = (k & 4294967295)::oid LIMIT 1";
+}
+
 }  // namespace pgboot

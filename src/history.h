@@ -50,6 +50,10 @@ class History {
 
   // The advisory-lock key expression of SPEC §5, computed by the server.
   std::string LockKeySql() const;
+  // A query for the session holding that lock in this database: pid,
+  // application_name and session start (ISO UTC); no row when it is free.
+  // pg_locks shows a bigint advisory key as classid (high 32 bits) and objid.
+  std::string LockHolderSql() const;
 
  private:
   Database& db_;

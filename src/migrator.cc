@@ -405,16 +405,7 @@ Status MigrationLock::Acquire() {
 }
 
 void MigrationLock::LogHolder(int64_t waited_ms) {
-  auto h = db_.Exec(
-      "SELECT a.pid, coalesce(a.application_name, ''), to_char(a.backend_start AT TIME ZONE "
-      "'UTC', " +
-          std::string(kIsoUtcFormat) +
-          ") FROM pg_locks l JOIN pg_stat_activity a ON "
-          "a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND "
-          "l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
-          "l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & "
-          "4294967295)::oid LIMIT 1",
-      {key_});
+  auto h = db_.Exec(history_.LockHolderSql());
   LogFields f;
   if (h.ok() && !h->rows.empty()) {
     const std::string pid = Cell(*h, 0, 0);
