@@ -36,8 +36,8 @@ command -v strip >/dev/null 2>&1 || missing+=(binutils)
 command -v file >/dev/null 2>&1 || missing+=(file)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} (apt)"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # 2. dbmate, pinned by bench/package-lock.json (integrity-checked by npm), into

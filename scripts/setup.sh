@@ -24,8 +24,8 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # libpgcommon.a, libpgport.a and the server headers libpq-int.h needs live in
@@ -36,7 +36,7 @@ if [ ! -f "$PGS/usr/lib/postgresql/15/lib/libpgcommon.a" ]; then
   echo "setup: extracting libpgcommon.a/libpgport.a from postgresql-server-dev-15"
   tmp=$(mktemp -d)
   ( cd "$tmp" && apt-get download postgresql-server-dev-15 >/dev/null 2>&1 ) || {
-    $SUDO apt-get update -qq; ( cd "$tmp" && apt-get download postgresql-server-dev-15 >/dev/null ); }
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq; ( cd "$tmp" && apt-get download postgresql-server-dev-15 >/dev/null ); }
   mkdir -p "$PGS"
   dpkg-deb -x "$tmp"/postgresql-server-dev-15_*.deb "$PGS"
   rm -rf "$tmp"

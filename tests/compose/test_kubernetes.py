@@ -110,8 +110,11 @@ def ensure_validator():
     # bench, this test installs it when the machine has none.
     if shutil.which("npm") is None or shutil.which("node") is None:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for cmd in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nodejs", "npm"]):
+        # Another suite may be installing at the same moment (ctest -j2): wait for
+        # dpkg's lock instead of failing on it.
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+        for cmd in (apt + ["update", "-qq"],
+                    apt + ["install", "-y", "-qq", "--no-install-recommends", "nodejs", "npm"]):
             p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, timeout=900)
             if p.returncode != 0:

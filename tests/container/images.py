@@ -183,8 +183,10 @@ def ensure_tools(timer):
                                "or run as root" % " ".join(missing))
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         with timer.step("apt-get install " + " ".join(missing)):
-            subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing,
+            # Other suites may hold dpkg's lock (ctest -j2): wait for it.
+            apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+            subprocess.run(apt + ["update", "-qq"], env=env, check=True)
+            subprocess.run(apt + ["install", "-y", "-qq", "--no-install-recommends"] + missing,
                            env=env, check=True, stdout=subprocess.DEVNULL)
     os.makedirs(CACHE_DIR, exist_ok=True)
     path = conf_path()
