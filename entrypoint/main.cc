@@ -185,7 +185,8 @@ Status Dispatch(const Invocation& inv, const Config& cfg) {
     PrintResult("pgboot " PGBOOT_VERSION "\n");
     return Status::Ok();
   }
-  return Status::Usage("'" + inv.command + "' is not in this build yet");
+  // ParseCommandLine admits only the commands above.
+  return Status::Internal("no handler for command '" + inv.command + "'");
 }
 
 // Before configuration is known, log in the format the environment asks for.
