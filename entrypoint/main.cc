@@ -20,7 +20,7 @@
 #include "migrator.h"
 #include "new_migration.h"
 #include "operator.h"
-#include "pg_database.h"
+#include "pg_connect.h"
 #include "readiness.h"
 #include "rollback.h"
 #include "supervisor.h"

@@ -1,6 +1,6 @@
 #include "history.h"
 
-#include <unistd.h>
+#include "hostname.h"
 
 namespace pgboot {
 namespace {}  // namespace
@@ -19,11 +19,7 @@ std::string SqlLiteral(const std::string& s) {
   return out + "'";
 }
 
-std::string AppliedBy() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  return std::string("pgboot ") + PGBOOT_VERSION + " on " + (host[0] ? host : "unknown");
-}
+std::string AppliedBy() { return std::string("pgboot ") + PGBOOT_VERSION + " on " + Hostname(); }
 
 History::History(Database& db, QualifiedName name) : db_(db), name_(std::move(name)) {
   table_ = name_.Quoted();

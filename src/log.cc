@@ -162,9 +162,36 @@ std::string RedactKeyValues(std::string_view in) {
   return out;
 }
 
+bool MayHoldPassword(std::string_view conninfo) {
+  std::string lower(conninfo);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("password") != std::string::npos ||
+         (lower.find("://") != std::string::npos && lower.find('@') != std::string::npos);
+}
+
+std::string MaskQuoted(std::string_view text) {
+  std::string out;
+  bool in_quote = false;
+  for (char c : text) {
+    if (c == '"') {
+      out += c;
+      if (!in_quote) out += "***";
+      in_quote = !in_quote;
+    } else if (!in_quote) {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Redact(std::string_view text) { return RedactKeyValues(RedactUris(text)); }
+
+std::string MaskConninfoError(std::string_view conninfo, std::string_view message) {
+  if (!MayHoldPassword(conninfo)) return std::string(message);
+  return MaskQuoted(message);
+}
 
 std::string JsonQuote(std::string_view s) {
   std::string out;

@@ -56,6 +56,13 @@ void PrintResult(std::string_view text);
 // `&password=` query parameters.
 std::string Redact(std::string_view text);
 
+// Masks what libpq's conninfo parser quotes in `message` when `conninfo` may
+// carry a password (a URI with userinfo, a password key or parameter): the
+// quoted piece it could not parse may be (part of) the password, e.g.
+// `invalid percent-encoded token: "s3cr%t"`. Every quoted piece becomes "***";
+// otherwise `message` is returned as it is.
+std::string MaskConninfoError(std::string_view conninfo, std::string_view message);
+
 // Formats a JSON string literal (with quotes) of `s`, escaping as RFC 8259 requires.
 std::string JsonQuote(std::string_view s);
 

@@ -1,5 +1,4 @@
-// PgDatabase: the Database over libpq, non-blocking, every wait through the EventLoop; and one
-// readiness attempt.
+// PgDatabase: a session over libpq, non-blocking, every wait through the EventLoop.
 #pragma once
 
 #include <cstdint>
@@ -10,22 +9,12 @@
 
 #include "clock.h"
 #include "database.h"
-#include "readiness.h"
 #include "status.h"
 
-struct pg_conn;    // libpq's PGconn: libpq-fe.h stays inside pg_database.cc
+struct pg_conn;    // libpq's PGconn: libpq-fe.h stays inside the pg_* files
 struct pg_result;  // libpq's PGresult
 
 namespace pgboot {
-
-struct ConnectOptions {
-  // A postgres:// URI or a libpq key=value string; empty: libpq's PG*
-  // variables and defaults.
-  std::string conninfo;
-  // Send `-c client_connection_check_interval=1s`. Turned off only for servers
-  // older than 14, which reject the setting at startup.
-  bool connection_check = true;
-};
 
 // A connected session in non-blocking mode. A terminating signal during a call
 // cancels the statement (PQcancel, repeated every second), waits up to 5 s for
@@ -86,13 +75,5 @@ class PgDatabase : public Database {
   std::function<void()> tick_;
   std::string database_name_;
 };
-
-// One readiness attempt (SPEC §3), never running past `deadline_ms` on `clock`
-// (< 0: no deadline): PQconnectStartParams + PQconnectPoll through the
-// EventLoop, then an authenticated SELECT 1. Every connection carries
-// application_name=pgboot@<hostname>, TCP keepalives (idle 10 s, interval 5 s,
-// count 3; the user's string may tune them) and
-// client_connection_check_interval=1s appended to the user's `options`.
-AttemptOutcome PgAttemptConnect(const ConnectOptions& opts, int64_t deadline_ms, Clock& clock);
 
 }  // namespace pgboot

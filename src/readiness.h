@@ -103,10 +103,4 @@ using Sleeper = std::function<Status(int64_t ms)>;
 Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock& clock,
                                                   const Attempter& attempt, const Sleeper& sleep);
 
-// The production wait: PgAttemptConnect attempts, EventLoop sleeps, the real
-// clock. pgboot uses one connection per run, so the caller keeps the returned
-// one for its work. Defined in pg_database.cc, the only libpq user, so that the
-// unit tests link readiness without libpq.
-Result<std::unique_ptr<Database>> WaitForDatabase(const WaitOptions& opts);
-
 }  // namespace pgboot

@@ -35,6 +35,19 @@ TEST_CASE("redaction of every password form") {
         "two: postgres://a:***@h/d and postgresql://b:***@h/d");
 }
 
+TEST_CASE("a conninfo parse error is masked only when the conninfo may hold a password") {
+  const std::string err = "invalid percent-encoded token: \"s3cr%t\"";
+  CHECK(MaskConninfoError("postgres://app:s3cr%t@db/app", err) ==
+        "invalid percent-encoded token: \"***\"");
+  CHECK(MaskConninfoError("host=db PASSWORD=s3cr%t", err) ==
+        "invalid percent-encoded token: \"***\"");
+  CHECK(MaskConninfoError("postgres://db/app?password=x", "missing \"=\" after \"x\"") ==
+        "missing \"***\" after \"***\"");
+  // Nothing secret in it: the parser's quote is the user's best clue.
+  CHECK(MaskConninfoError("postgres://db/a%zz", "invalid percent-encoded token: \"a%zz\"") ==
+        "invalid percent-encoded token: \"a%zz\"");
+}
+
 TEST_CASE("JSON quoting escapes control characters") {
   CHECK(JsonQuote("a\"b\\c\n\t\x01") == "\"a\\\"b\\\\c\\n\\t\\u0001\"");
   CHECK(JsonQuote("héllo") == "\"héllo\"");
