@@ -47,7 +47,7 @@ cxxopts::Options BuildOptions() {
     if (s.default_value[0] != '\0') help += std::string(", default ") + s.default_value;
     help += ")";
     auto value = cxxopts::value<std::string>();
-    if (s.kind == SettingKind::kBool) value->implicit_value("true");
+    if (s.target.kind == SettingKind::kBool) value->implicit_value("true");
     o.add_options("Global")(s.flag, help, value);
   }
   o.add_options("Command")("target", "migrate: apply up to and including version V",

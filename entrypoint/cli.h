@@ -14,7 +14,7 @@ namespace pgboot {
 // What the user asked for, before configuration is merged.
 struct Invocation {
   std::string command = "run";        // canonical name: aliases up/info/down resolved
-  FlagValues flags;                   // settings of SPEC §2 given as flags (and "config")
+  FlagValues flags;                   // settings given as flags (and "config")
   std::vector<std::string> app;       // everything after `--`
   std::vector<std::string> operands;  // baseline's V, new's NAME
   // Command options.

@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
     PrintResult("pgboot " PGBOOT_VERSION "\n");
     return 0;
   }
-  auto cfg = LoadConfig(inv->flags, ProcessEnv());
+  auto cfg = LoadConfig(inv->flags, ProcessEnv(), kDefaultConfigFile);
   if (!cfg.ok()) return Finish(cfg.status(), early_log);
   LogInit(cfg->log_format, cfg->log_level);
   return Finish(Dispatch(*inv, *cfg), cfg->termination_log);

@@ -13,54 +13,142 @@
 namespace pgboot {
 namespace {
 
-constexpr SettingSpec kSpecs[] = {
-    {"database-url", "DATABASE_URL", "database.url", "", SettingKind::kString,
-     "PostgreSQL URI or libpq key=value string (env also DATABASE_URL_FILE)"},
-    {"migrations-dir", "PGBOOT_MIGRATIONS_DIR", "migrations.dir", "./migrations",
-     SettingKind::kString, "Directory of migration files"},
-    {"history-table", "PGBOOT_HISTORY_TABLE", "migrations.history_table", "public.pgboot_history",
-     SettingKind::kTable, "History table [schema.]table; the audit table adds _log"},
-    {"run-migrations", "RUN_MIGRATIONS", "run.migrations", "false", SettingKind::kBool,
-     "Run mode: migrate before exec'ing APP"},
-    {"wait-timeout", "PGBOOT_WAIT_TIMEOUT", "wait.timeout", "60s", SettingKind::kDuration,
-     "Give up waiting for the database after this long (0 = forever)"},
-    {"wait-max-interval", "PGBOOT_WAIT_MAX_INTERVAL", "wait.max_interval", "1s",
-     SettingKind::kDuration, "Backoff cap while the server answers 'too many connections'"},
-    {"lock-timeout", "PGBOOT_LOCK_TIMEOUT", "lock.timeout", "15m", SettingKind::kDuration,
-     "Give up waiting for the migration lock after this long (0 = forever)"},
-    {"ddl-lock-timeout", "PGBOOT_DDL_LOCK_TIMEOUT", "migrations.ddl_lock_timeout", "0",
-     SettingKind::kDuration, "lock_timeout for each migration, retried on 55P03 (0 = off)"},
-    {"ddl-retries", "PGBOOT_DDL_RETRIES", "migrations.ddl_retries", "3", SettingKind::kCount,
-     "Retries of a migration that hit --ddl-lock-timeout"},
-    {"statement-timeout", "PGBOOT_STATEMENT_TIMEOUT", "migrations.statement_timeout", "0",
-     SettingKind::kDuration, "statement_timeout for migration statements (0 = off)"},
-    {"out-of-order", "PGBOOT_OUT_OF_ORDER", "migrations.out_of_order", "false", SettingKind::kBool,
-     "Apply pending versions below the newest applied one"},
-    {"single-transaction", "PGBOOT_SINGLE_TRANSACTION", "migrations.single_transaction", "false",
-     SettingKind::kBool, "All pending migrations in one transaction"},
-    {"log-format", "PGBOOT_LOG_FORMAT", "log.format", "text", SettingKind::kLogFormat,
-     "text or json"},
-    {"log-level", "PGBOOT_LOG_LEVEL", "log.level", "info", SettingKind::kLogLevel,
-     "debug, info, warn or error"},
-    {"init", "PGBOOT_INIT", "run.init", "false", SettingKind::kBool,
-     "Stay PID 1 as a minimal init: fork APP, forward signals, reap zombies"},
-    {"init-grace", "PGBOOT_INIT_GRACE", "run.init_grace", "5s", SettingKind::kDuration,
-     "--init: SIGKILL leftovers this long after SIGTERM"},
-    {"termination-log", "PGBOOT_TERMINATION_LOG", "run.termination_log", "/dev/termination-log",
-     SettingKind::kString, "Write the failure reason here when the file exists"},
-    {"long-running", "PGBOOT_LONG_RUNNING", "doctor.long_running", "60s", SettingKind::kDuration,
-     "doctor: report queries active for longer than this"},
-    {nullptr, "PGBOOT_ENV", "env", "", SettingKind::kString, "production: guard rollback"},
-    {nullptr, "PGBOOT_WAIT_LOG_INTERVAL", nullptr, "5s", SettingKind::kDuration, ""},
-    {nullptr, "PGBOOT_LOCK_LOG_INTERVAL", nullptr, "10s", SettingKind::kDuration, ""},
-    {nullptr, "PGBOOT_PROGRESS_INTERVAL", nullptr, "10s", SettingKind::kDuration, ""},
-};
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
+
+// ---- where values go: one template per kind ---------------------------------
+
+template <std::string Config::*F>
+constexpr SettingTarget Text{SettingKind::kString, [](const std::string& v, Config& c) {
+                               c.*F = v;
+                               return Status::Ok();
+                             }};
+
+template <bool Config::*F>
+constexpr SettingTarget Flag{SettingKind::kBool, [](const std::string& v, Config& c) {
+                               auto b = ParseBool(v);
+                               if (!b.ok()) return b.status();
+                               c.*F = *b;
+                               return Status::Ok();
+                             }};
+
+template <int64_t Config::*F>
+constexpr SettingTarget Duration{SettingKind::kDuration, [](const std::string& v, Config& c) {
+                                   auto d = ParseDuration(v);
+                                   if (!d.ok()) return d.status();
+                                   c.*F = *d;
+                                   return Status::Ok();
+                                 }};
+
+template <int64_t Config::*F>
+constexpr SettingTarget Count{SettingKind::kCount, [](const std::string& v, Config& c) {
+                                bool digits = !v.empty() && v.size() < 10;
+                                for (char ch : v)
+                                  digits = digits && std::isdigit(static_cast<unsigned char>(ch));
+                                if (!digits) return Status::Usage("expected a whole number >= 0");
+                                c.*F = std::stoll(v);
+                                return Status::Ok();
+                              }};
+
+template <LogFormat Config::*F>
+constexpr SettingTarget Format{SettingKind::kLogFormat, [](const std::string& v, Config& c) {
+                                 const std::string f = Lower(v);
+                                 if (f == "text") {
+                                   c.*F = LogFormat::kText;
+                                 } else if (f == "json") {
+                                   c.*F = LogFormat::kJson;
+                                 } else {
+                                   return Status::Usage("expected text or json");
+                                 }
+                                 return Status::Ok();
+                               }};
+
+template <LogLevel Config::*F>
+constexpr SettingTarget Level{SettingKind::kLogLevel, [](const std::string& v, Config& c) {
+                                const std::string l = Lower(v);
+                                if (l == "debug") {
+                                  c.*F = LogLevel::kDebug;
+                                } else if (l == "info") {
+                                  c.*F = LogLevel::kInfo;
+                                } else if (l == "warn" || l == "warning") {
+                                  c.*F = LogLevel::kWarn;
+                                } else if (l == "error") {
+                                  c.*F = LogLevel::kError;
+                                } else {
+                                  return Status::Usage("expected debug, info, warn or error");
+                                }
+                                return Status::Ok();
+                              }};
+
+// A table name, and the text as configured (for messages and JSON).
+template <QualifiedName Config::*F, std::string Config::*Text>
+constexpr SettingTarget Table{SettingKind::kTable, [](const std::string& v, Config& c) {
+                                auto t = ParseQualifiedName(v);
+                                if (!t.ok()) return t.status();
+                                c.*F = *t;
+                                c.*Text = v;
+                                return Status::Ok();
+                              }};
+
+// ---- the settings: adding one is adding a row (and its Config field) --------
+
+const SettingSpec kSpecs[] = {
+    {"database-url", "DATABASE_URL", "DATABASE_URL_FILE", "database.url", "",
+     Text<&Config::database_url>,
+     "PostgreSQL URI or libpq key=value string (env also DATABASE_URL_FILE)"},
+    {"migrations-dir", "PGBOOT_MIGRATIONS_DIR", nullptr, "migrations.dir", "./migrations",
+     Text<&Config::migrations_dir>, "Directory of migration files"},
+    {"history-table", "PGBOOT_HISTORY_TABLE", nullptr, "migrations.history_table",
+     "public.pgboot_history", Table<&Config::history_table, &Config::history_table_text>,
+     "History table [schema.]table; the audit table adds _log"},
+    {"run-migrations", "RUN_MIGRATIONS", nullptr, "run.migrations", "false",
+     Flag<&Config::run_migrations>, "Run mode: migrate before exec'ing APP"},
+    {"wait-timeout", "PGBOOT_WAIT_TIMEOUT", nullptr, "wait.timeout", "60s",
+     Duration<&Config::wait_timeout_ms>,
+     "Give up waiting for the database after this long (0 = forever)"},
+    {"wait-max-interval", "PGBOOT_WAIT_MAX_INTERVAL", nullptr, "wait.max_interval", "1s",
+     Duration<&Config::wait_max_interval_ms>,
+     "Backoff cap while the server answers 'too many connections'"},
+    {"lock-timeout", "PGBOOT_LOCK_TIMEOUT", nullptr, "lock.timeout", "15m",
+     Duration<&Config::lock_timeout_ms>,
+     "Give up waiting for the migration lock after this long (0 = forever)"},
+    {"ddl-lock-timeout", "PGBOOT_DDL_LOCK_TIMEOUT", nullptr, "migrations.ddl_lock_timeout", "0",
+     Duration<&Config::ddl_lock_timeout_ms>,
+     "lock_timeout for each migration, retried on 55P03 (0 = off)"},
+    {"ddl-retries", "PGBOOT_DDL_RETRIES", nullptr, "migrations.ddl_retries", "3",
+     Count<&Config::ddl_retries>, "Retries of a migration that hit --ddl-lock-timeout"},
+    {"statement-timeout", "PGBOOT_STATEMENT_TIMEOUT", nullptr, "migrations.statement_timeout", "0",
+     Duration<&Config::statement_timeout_ms>,
+     "statement_timeout for migration statements (0 = off)"},
+    {"out-of-order", "PGBOOT_OUT_OF_ORDER", nullptr, "migrations.out_of_order", "false",
+     Flag<&Config::out_of_order>, "Apply pending versions below the newest applied one"},
+    {"single-transaction", "PGBOOT_SINGLE_TRANSACTION", nullptr, "migrations.single_transaction",
+     "false", Flag<&Config::single_transaction>, "All pending migrations in one transaction"},
+    {"log-format", "PGBOOT_LOG_FORMAT", nullptr, "log.format", "text", Format<&Config::log_format>,
+     "text or json"},
+    {"log-level", "PGBOOT_LOG_LEVEL", nullptr, "log.level", "info", Level<&Config::log_level>,
+     "debug, info, warn or error"},
+    {"init", "PGBOOT_INIT", nullptr, "run.init", "false", Flag<&Config::init>,
+     "Stay PID 1 as a minimal init: fork APP, forward signals, reap zombies"},
+    {"init-grace", "PGBOOT_INIT_GRACE", nullptr, "run.init_grace", "5s",
+     Duration<&Config::init_grace_ms>, "--init: SIGKILL leftovers this long after SIGTERM"},
+    {"termination-log", "PGBOOT_TERMINATION_LOG", nullptr, "run.termination_log",
+     "/dev/termination-log", Text<&Config::termination_log>,
+     "Write the failure reason here when the file exists"},
+    {"long-running", "PGBOOT_LONG_RUNNING", nullptr, "doctor.long_running", "60s",
+     Duration<&Config::long_running_ms>, "doctor: report queries active for longer than this"},
+    {nullptr, "PGBOOT_ENV", nullptr, "env", "", Text<&Config::env>, "production: guard rollback"},
+    // How often waits report themselves: environment only, so tests can shorten them.
+    {nullptr, "PGBOOT_WAIT_LOG_INTERVAL", nullptr, nullptr, "5s",
+     Duration<&Config::wait_log_interval_ms>, ""},
+    {nullptr, "PGBOOT_LOCK_LOG_INTERVAL", nullptr, nullptr, "10s",
+     Duration<&Config::lock_log_interval_ms>, ""},
+    {nullptr, "PGBOOT_PROGRESS_INTERVAL", nullptr, nullptr, "10s",
+     Duration<&Config::progress_interval_ms>, ""},
+};
 
 // Where a value came from, for error messages.
 struct Sourced {
@@ -239,186 +327,111 @@ EnvLookup ProcessEnv() {
   };
 }
 
-Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup) {
+namespace {
+
+// The TOML file to read: --config, else PGBOOT_CONFIG (both must be readable),
+// else `default_file` when it exists; "" for none.
+Result<std::string> FindConfigFile(const FlagValues& flags, const EnvLookup& env,
+                                   const std::string& default_file) {
+  std::optional<std::string> named;
+  if (auto it = flags.find("config"); it != flags.end()) {
+    named = it->second;
+  } else {
+    named = env("PGBOOT_CONFIG");
+  }
+  if (named) {
+    if (access(named->c_str(), R_OK) != 0) {
+      return Status::Usage("cannot read configuration file " + *named);
+    }
+    return *named;
+  }
+  if (!default_file.empty() && access(default_file.c_str(), F_OK) == 0) return default_file;
+  return std::string();
+}
+
+// The file's values by dotted key; every key must be a setting's.
+Result<std::map<std::string, Sourced>> ReadConfigFile(const std::string& path) {
+  std::map<std::string, Sourced> values;
+  if (path.empty()) return values;
+  toml::table parsed;
+  try {
+    parsed = toml::parse_file(path);
+  } catch (const toml::parse_error& err) {
+    return Status::Usage(path + ":" + std::to_string(err.source().begin.line) + ":" +
+                         std::to_string(err.source().begin.column) + ": " +
+                         std::string(err.description()));
+  }
+  if (Status s = FlattenToml(parsed, "", path, &values); !s.ok()) return s;
+  for (const auto& [key, v] : values) {
+    bool known = false;
+    for (const SettingSpec& spec : kSpecs) known = known || (spec.toml_key && key == spec.toml_key);
+    if (!known) return Status::Usage(path + ": unknown key " + key);
+  }
+  return values;
+}
+
+// One setting's value and where it came from: flag > environment (or the file
+// its _FILE variant names) > TOML file > default.
+Result<Sourced> Resolve(const SettingSpec& spec, const FlagValues& flags, const EnvLookup& env,
+                        const std::map<std::string, Sourced>& toml_values) {
+  const auto from_env = spec.env ? env(spec.env) : std::nullopt;
+  const auto from_file = spec.env_file ? env(spec.env_file) : std::nullopt;
+  if (from_env && from_file) {
+    return Status::Usage(std::string(spec.env) + " and " + spec.env_file +
+                         " are both set: set only one (the _FILE variant reads the value from a "
+                         "file, e.g. a mounted secret)");
+  }
+  if (spec.flag) {
+    if (auto it = flags.find(spec.flag); it != flags.end()) {
+      return Sourced{it->second, std::string("flag --") + spec.flag};
+    }
+  }
+  if (from_env) return Sourced{*from_env, std::string("environment ") + spec.env};
+  if (from_file) {
+    auto content = ReadWholeFile(*from_file);
+    if (!content.ok())
+      return Status::Usage(std::string("cannot read ") + spec.env_file + " " + *from_file);
+    std::string text = *content;
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    return Sourced{text, std::string("environment ") + spec.env_file + " (" + *from_file + ")"};
+  }
+  if (spec.toml_key) {
+    if (auto it = toml_values.find(spec.toml_key); it != toml_values.end()) return it->second;
+  }
+  return Sourced{spec.default_value, "default"};
+}
+
+// Rules across settings, once every value is in.
+Status Validate(const Config& cfg) {
+  if (cfg.wait_max_interval_ms <= 0) {
+    return Status::Usage("--wait-max-interval must be greater than 0");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup,
+                          const std::string& default_file) {
   // Empty environment variables count as unset (Compose's `FOO=` idiom).
-  auto env = [&](const std::string& name) -> std::optional<std::string> {
+  const EnvLookup env = [&](const std::string& name) -> std::optional<std::string> {
     auto v = env_lookup(name);
     if (v && v->empty()) return std::nullopt;
     return v;
   };
+  auto path = FindConfigFile(flags, env, default_file);
+  if (!path.ok()) return path.status();
+  auto toml_values = ReadConfigFile(*path);
+  if (!toml_values.ok()) return toml_values.status();
+
   Config cfg;
-
-  // The TOML file.
-  std::map<std::string, Sourced> toml_values;
-  std::string path;
-  bool explicit_path = false;
-  if (auto it = flags.find("config"); it != flags.end()) {
-    path = it->second;
-    explicit_path = true;
-  } else if (auto e = env("PGBOOT_CONFIG")) {
-    path = *e;
-    explicit_path = true;
-  } else if (access("pgboot.toml", F_OK) == 0) {
-    path = "pgboot.toml";
-  }
-  if (!path.empty()) {
-    if (explicit_path && access(path.c_str(), R_OK) != 0) {
-      return Status::Usage("cannot read configuration file " + path);
-    }
-    toml::table parsed;
-    try {
-      parsed = toml::parse_file(path);
-    } catch (const toml::parse_error& err) {
-      return Status::Usage(path + ":" + std::to_string(err.source().begin.line) + ":" +
-                           std::to_string(err.source().begin.column) + ": " +
-                           std::string(err.description()));
-    }
-    Status s = FlattenToml(parsed, "", path, &toml_values);
-    if (!s.ok()) return s;
-    for (const auto& [key, v] : toml_values) {
-      bool known = false;
-      for (const SettingSpec& spec : kSpecs) {
-        if (spec.toml_key && key == spec.toml_key) known = true;
-      }
-      if (!known) return Status::Usage(path + ": unknown key " + key);
-    }
-    cfg.config_file = path;
-  }
-
-  auto url = env("DATABASE_URL");
-  auto url_file = env("DATABASE_URL_FILE");
-  if (url && url_file) {
-    return Status::Usage(
-        "DATABASE_URL and DATABASE_URL_FILE are both set: set only one (the _FILE variant "
-        "reads the URL from a file, e.g. a mounted secret)");
-  }
-
   for (const SettingSpec& spec : kSpecs) {
-    Sourced v{spec.default_value, "default"};
-    bool found = false;
-    if (spec.flag) {
-      if (auto it = flags.find(spec.flag); it != flags.end()) {
-        v = {it->second, std::string("flag --") + spec.flag};
-        found = true;
-      }
-    }
-    if (!found && spec.env) {
-      if (auto e = env(spec.env)) {
-        v = {*e, std::string("environment ") + spec.env};
-        found = true;
-      } else if (std::string(spec.env) == "DATABASE_URL" && url_file) {
-        auto content = ReadWholeFile(*url_file);
-        if (!content.ok()) {
-          return Status::Usage("cannot read DATABASE_URL_FILE " + *url_file);
-        }
-        std::string text = *content;
-        if (!text.empty() && text.back() == '\n') text.pop_back();
-        if (!text.empty() && text.back() == '\r') text.pop_back();
-        v = {text, "environment DATABASE_URL_FILE (" + *url_file + ")"};
-        found = true;
-      }
-    }
-    if (!found && spec.toml_key) {
-      if (auto it = toml_values.find(spec.toml_key); it != toml_values.end()) {
-        v = it->second;
-        found = true;
-      }
-    }
-
-    const std::string name = spec.flag ? spec.flag : spec.env;
-    switch (spec.kind) {
-      case SettingKind::kString:
-        if (name == "database-url")
-          cfg.database_url = v.value;
-        else if (name == "migrations-dir")
-          cfg.migrations_dir = v.value;
-        else if (name == "termination-log")
-          cfg.termination_log = v.value;
-        else if (name == "PGBOOT_ENV")
-          cfg.env = v.value;
-        break;
-      case SettingKind::kTable: {
-        auto t = ParseQualifiedName(v.value);
-        if (!t.ok()) return Bad(spec, v, t.status().message());
-        cfg.history_table = *t;
-        cfg.history_table_text = v.value;
-        break;
-      }
-      case SettingKind::kBool: {
-        auto b = ParseBool(v.value);
-        if (!b.ok()) return Bad(spec, v, b.status().message());
-        if (name == "run-migrations")
-          cfg.run_migrations = *b;
-        else if (name == "out-of-order")
-          cfg.out_of_order = *b;
-        else if (name == "single-transaction")
-          cfg.single_transaction = *b;
-        else if (name == "init")
-          cfg.init = *b;
-        break;
-      }
-      case SettingKind::kDuration: {
-        auto d = ParseDuration(v.value);
-        if (!d.ok()) return Bad(spec, v, d.status().message());
-        if (name == "wait-timeout")
-          cfg.wait_timeout_ms = *d;
-        else if (name == "wait-max-interval")
-          cfg.wait_max_interval_ms = *d;
-        else if (name == "lock-timeout")
-          cfg.lock_timeout_ms = *d;
-        else if (name == "ddl-lock-timeout")
-          cfg.ddl_lock_timeout_ms = *d;
-        else if (name == "statement-timeout")
-          cfg.statement_timeout_ms = *d;
-        else if (name == "init-grace")
-          cfg.init_grace_ms = *d;
-        else if (name == "long-running")
-          cfg.long_running_ms = *d;
-        else if (name == "PGBOOT_WAIT_LOG_INTERVAL")
-          cfg.wait_log_interval_ms = *d;
-        else if (name == "PGBOOT_LOCK_LOG_INTERVAL")
-          cfg.lock_log_interval_ms = *d;
-        else if (name == "PGBOOT_PROGRESS_INTERVAL")
-          cfg.progress_interval_ms = *d;
-        break;
-      }
-      case SettingKind::kCount: {
-        const std::string& t = v.value;
-        bool digits = !t.empty() && t.size() < 10;
-        for (char c : t) digits = digits && std::isdigit(static_cast<unsigned char>(c));
-        if (!digits) return Bad(spec, v, "expected a whole number >= 0");
-        cfg.ddl_retries = std::stoll(t);
-        break;
-      }
-      case SettingKind::kLogFormat: {
-        std::string f = Lower(v.value);
-        if (f == "text")
-          cfg.log_format = LogFormat::kText;
-        else if (f == "json")
-          cfg.log_format = LogFormat::kJson;
-        else
-          return Bad(spec, v, "expected text or json");
-        break;
-      }
-      case SettingKind::kLogLevel: {
-        std::string l = Lower(v.value);
-        if (l == "debug")
-          cfg.log_level = LogLevel::kDebug;
-        else if (l == "info")
-          cfg.log_level = LogLevel::kInfo;
-        else if (l == "warn" || l == "warning")
-          cfg.log_level = LogLevel::kWarn;
-        else if (l == "error")
-          cfg.log_level = LogLevel::kError;
-        else
-          return Bad(spec, v, "expected debug, info, warn or error");
-        break;
-      }
-    }
+    auto v = Resolve(spec, flags, env, *toml_values);
+    if (!v.ok()) return v.status();
+    if (Status s = spec.target.apply(v->value, cfg); !s.ok()) return Bad(spec, *v, s.message());
   }
-  if (cfg.wait_max_interval_ms <= 0) {
-    return Status::Usage("--wait-max-interval must be greater than 0");
-  }
+  if (Status s = Validate(cfg); !s.ok()) return s;
   return cfg;
 }
 

@@ -1,4 +1,5 @@
-// Config: command-line flags, environment and the TOML file merged into one plain struct (SPEC §2).
+// Config: command-line flags, environment and the TOML file merged into one plain struct
+// (docs/configuration.md).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@ struct QualifiedName {
   std::string schema = "public";
   std::string table;
   std::string Quoted() const;  // "schema"."table", safe to splice into SQL
+  bool operator==(const QualifiedName&) const = default;
 };
 
 // "identifier" with embedded quotes doubled, safe to splice into SQL.
@@ -51,19 +53,34 @@ struct Config {
   int64_t wait_log_interval_ms = 5000;
   int64_t lock_log_interval_ms = 10000;
   int64_t progress_interval_ms = 10000;
-  std::string config_file;  // the TOML file that was read, if any
+
+  bool operator==(const Config&) const = default;
 };
 
 enum class SettingKind { kString, kBool, kDuration, kCount, kLogFormat, kLogLevel, kTable };
 
-// One row of SPEC §2's table. `flag` is the long option without dashes; a null
-// flag or toml_key means the setting has none.
+// Where a setting's value goes: its kind (how it is parsed, and whether a bare
+// flag means true) and the function that parses a value into its Config field.
+// Made only by the templates below, so the kind and the field cannot disagree.
+struct SettingTarget {
+  SettingKind kind;
+  // Stores `value` in the field; a Usage status saying why it is invalid otherwise.
+  Status (*apply)(const std::string& value, Config& cfg);
+};
+
+// One setting, declared once in config.cc's table (docs/configuration.md is
+// its user-facing twin): flag, environment, TOML key, default, where it goes.
+// `flag` is the long option without dashes; a null flag, toml_key or env_file
+// means the setting has none. `env_file` names a variable holding the path of
+// a file to read the value from (a mounted secret); setting both it and `env`
+// is an error.
 struct SettingSpec {
   const char* flag;
   const char* env;
+  const char* env_file;
   const char* toml_key;
   const char* default_value;
-  SettingKind kind;
+  SettingTarget target;
   const char* help;
 };
 const std::vector<SettingSpec>& SettingSpecs();
@@ -75,10 +92,15 @@ using FlagValues = std::map<std::string, std::string>;
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup ProcessEnv();
 
+// The TOML file read when neither --config nor PGBOOT_CONFIG names one (and it exists).
+inline constexpr char kDefaultConfigFile[] = "pgboot.toml";
+
 // Merges flag > environment > TOML file > default. `flags["config"]` or
-// PGBOOT_CONFIG names the TOML file, else ./pgboot.toml when it exists. Every
+// PGBOOT_CONFIG names the TOML file, else `default_file` when it exists (""
+// for none: tests must not read the pgboot.toml of wherever they run). Every
 // error (exit 2) names the key, the value and where it came from.
-Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env);
+Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env,
+                          const std::string& default_file);
 
 // "250ms", "30s", "5m", "1h", "1.5s" or "0" -> milliseconds.
 Result<int64_t> ParseDuration(std::string_view text);

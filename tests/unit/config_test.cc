@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <vector>
 
 namespace pgboot {
 namespace {
@@ -26,6 +27,9 @@ std::string TempFile(const std::string& content) {
   close(fd);
   return path;
 }
+
+// Unit tests never read the pgboot.toml of the directory they run in.
+const std::string NoDefaultFile;
 
 }  // namespace
 
@@ -80,8 +84,8 @@ TEST_CASE("qualified names fold plain identifiers and keep quoted ones") {
   }
 }
 
-TEST_CASE("defaults match SPEC") {
-  auto cfg = LoadConfig({}, FakeEnv({}));
+TEST_CASE("defaults match docs/configuration.md") {
+  auto cfg = LoadConfig({}, FakeEnv({}), NoDefaultFile);
   REQUIRE(cfg.ok());
   CHECK(cfg->database_url.empty());
   CHECK(cfg->migrations_dir == "./migrations");
@@ -102,6 +106,81 @@ TEST_CASE("defaults match SPEC") {
   CHECK(cfg->termination_log == "/dev/termination-log");
   CHECK(cfg->long_running_ms == 60000);
   CHECK(cfg->env.empty());
+  // The table's defaults and Config's member initializers cannot drift apart.
+  CHECK(*cfg == Config{});
+}
+
+// A value unlike the default, valid for the setting's kind.
+std::string OtherValue(const SettingSpec& spec) {
+  switch (spec.target.kind) {
+    case SettingKind::kString:
+      return "other-value";
+    case SettingKind::kBool:
+      return *ParseBool(spec.default_value) ? "false" : "true";
+    case SettingKind::kDuration:
+      return "1234ms";
+    case SettingKind::kCount:
+      return "42";
+    case SettingKind::kLogFormat:
+      return std::string(spec.default_value) == "json" ? "text" : "json";
+    case SettingKind::kLogLevel:
+      return std::string(spec.default_value) == "error" ? "debug" : "error";
+    case SettingKind::kTable:
+      return "other.table";
+  }
+  return "";
+}
+
+TEST_CASE("every setting reaches a field of its own, from each of its sources") {
+  const Config defaults;
+  std::vector<Config> changed;
+  for (const SettingSpec& spec : SettingSpecs()) {
+    INFO(spec.env);
+    const std::string value = OtherValue(spec);
+    auto by_env = LoadConfig({}, FakeEnv({{spec.env, value}}), NoDefaultFile);
+    REQUIRE(by_env.ok());
+    CHECK(*by_env != defaults);
+    if (spec.flag) {
+      auto by_flag = LoadConfig({{spec.flag, value}}, FakeEnv({}), NoDefaultFile);
+      REQUIRE(by_flag.ok());
+      CHECK(*by_flag == *by_env);
+    }
+    if (spec.toml_key) {
+      std::string key = spec.toml_key;
+      const size_t dot = key.rfind('.');
+      std::string text =
+          dot == std::string::npos
+              ? key + " = \"" + value + "\"\n"
+              : "[" + key.substr(0, dot) + "]\n" + key.substr(dot + 1) + " = \"" + value + "\"\n";
+      std::string toml = TempFile(text);
+      auto by_toml = LoadConfig({{"config", toml}}, FakeEnv({}), NoDefaultFile);
+      unlink(toml.c_str());
+      REQUIRE(by_toml.ok());
+      CHECK(*by_toml == *by_env);
+    }
+    for (const Config& other : changed) CHECK(other != *by_env);  // no two share a field
+    changed.push_back(*by_env);
+  }
+  CHECK(changed.size() == SettingSpecs().size());
+}
+
+TEST_CASE("the default file is read only when it exists and nothing else is named") {
+  std::string toml = TempFile("[wait]\ntimeout = \"300ms\"\n");
+  auto found = LoadConfig({}, FakeEnv({}), toml);
+  REQUIRE(found.ok());
+  CHECK(found->wait_timeout_ms == 300);
+  auto absent = LoadConfig({}, FakeEnv({}), "/nonexistent/pgboot.toml");
+  REQUIRE(absent.ok());
+  CHECK(absent->wait_timeout_ms == 60000);
+  std::string named = TempFile("[wait]\ntimeout = \"2s\"\n");
+  auto flag = LoadConfig({{"config", named}}, FakeEnv({}), toml);
+  REQUIRE(flag.ok());
+  CHECK(flag->wait_timeout_ms == 2000);
+  auto env = LoadConfig({}, FakeEnv({{"PGBOOT_CONFIG", named}}), toml);
+  REQUIRE(env.ok());
+  CHECK(env->wait_timeout_ms == 2000);
+  unlink(named.c_str());
+  unlink(toml.c_str());
 }
 
 TEST_CASE("precedence: flag > environment > TOML > default, for every setting") {
@@ -119,7 +198,7 @@ TEST_CASE("precedence: flag > environment > TOML > default, for every setting") 
       "[doctor]\nlong_running = \"2m\"\n");
 
   // TOML over defaults.
-  auto t = LoadConfig({{"config", toml}}, FakeEnv({}));
+  auto t = LoadConfig({{"config", toml}}, FakeEnv({}), NoDefaultFile);
   REQUIRE(t.ok());
   CHECK(t->database_url == "postgres://toml@h/db");
   CHECK(t->migrations_dir == "toml-dir");
@@ -164,7 +243,7 @@ TEST_CASE("precedence: flag > environment > TOML > default, for every setting") 
       {"PGBOOT_LONG_RUNNING", "3m"},
       {"PGBOOT_ENV", "production"},
   };
-  auto e = LoadConfig({}, FakeEnv(env));
+  auto e = LoadConfig({}, FakeEnv(env), NoDefaultFile);
   REQUIRE(e.ok());
   CHECK(e->database_url == "postgres://env@h/db");
   CHECK(e->migrations_dir == "env-dir");
@@ -207,7 +286,7 @@ TEST_CASE("precedence: flag > environment > TOML > default, for every setting") 
       {"termination-log", "/tmp/flag-term"},
       {"long-running", "4m"},
   };
-  auto f = LoadConfig(flags, FakeEnv(env));
+  auto f = LoadConfig(flags, FakeEnv(env), NoDefaultFile);
   REQUIRE(f.ok());
   CHECK(f->database_url == "postgres://flag@h/db");
   CHECK(f->migrations_dir == "flag-dir");
@@ -231,68 +310,70 @@ TEST_CASE("precedence: flag > environment > TOML > default, for every setting") 
 }
 
 TEST_CASE("errors name the key, the value and the source") {
-  auto env_err = LoadConfig({}, FakeEnv({{"PGBOOT_WAIT_TIMEOUT", "soon"}}));
+  auto env_err = LoadConfig({}, FakeEnv({{"PGBOOT_WAIT_TIMEOUT", "soon"}}), NoDefaultFile);
   REQUIRE_FALSE(env_err.ok());
   CHECK(env_err.status().code() == kExitUsage);
   CHECK(env_err.status().message().find("--wait-timeout") != std::string::npos);
   CHECK(env_err.status().message().find("\"soon\"") != std::string::npos);
   CHECK(env_err.status().message().find("environment PGBOOT_WAIT_TIMEOUT") != std::string::npos);
 
-  auto flag_err = LoadConfig({{"run-migrations", "maybe"}}, FakeEnv({}));
+  auto flag_err = LoadConfig({{"run-migrations", "maybe"}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(flag_err.ok());
   CHECK(flag_err.status().message().find("flag --run-migrations") != std::string::npos);
 
   std::string toml = TempFile("[lock]\ntimeout = 30\n");
-  auto toml_err = LoadConfig({{"config", toml}}, FakeEnv({}));
+  auto toml_err = LoadConfig({{"config", toml}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(toml_err.ok());
   CHECK(toml_err.status().message().find(toml + " key lock.timeout") != std::string::npos);
   unlink(toml.c_str());
 
   std::string unknown = TempFile("[wait]\ntimeuot = \"1s\"\n");
-  auto unknown_err = LoadConfig({{"config", unknown}}, FakeEnv({}));
+  auto unknown_err = LoadConfig({{"config", unknown}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(unknown_err.ok());
   CHECK(unknown_err.status().message().find("unknown key wait.timeuot") != std::string::npos);
   unlink(unknown.c_str());
 
   std::string broken = TempFile("[wait\n");
-  auto broken_err = LoadConfig({{"config", broken}}, FakeEnv({}));
+  auto broken_err = LoadConfig({{"config", broken}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(broken_err.ok());
   CHECK(broken_err.status().message().find(broken + ":1:") != std::string::npos);
   unlink(broken.c_str());
 
-  auto missing = LoadConfig({{"config", "/nonexistent/pgboot.toml"}}, FakeEnv({}));
+  auto missing = LoadConfig({{"config", "/nonexistent/pgboot.toml"}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.status().code() == kExitUsage);
 
-  auto bad_level = LoadConfig({}, FakeEnv({{"PGBOOT_LOG_LEVEL", "loud"}}));
+  auto bad_level = LoadConfig({}, FakeEnv({{"PGBOOT_LOG_LEVEL", "loud"}}), NoDefaultFile);
   CHECK(bad_level.status().code() == kExitUsage);
-  auto bad_count = LoadConfig({}, FakeEnv({{"PGBOOT_DDL_RETRIES", "-1"}}));
+  auto bad_count = LoadConfig({}, FakeEnv({{"PGBOOT_DDL_RETRIES", "-1"}}), NoDefaultFile);
   CHECK(bad_count.status().code() == kExitUsage);
 }
 
 TEST_CASE("a password in a bad value is not echoed") {
-  auto r = LoadConfig({{"history-table", "postgres://u:hunter2@h/db"}}, FakeEnv({}));
+  auto r = LoadConfig({{"history-table", "postgres://u:hunter2@h/db"}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("hunter2") == std::string::npos);
 }
 
 TEST_CASE("DATABASE_URL_FILE") {
   std::string f = TempFile("postgres://u:p@h/db\n");
-  auto r = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}}));
+  auto r = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}}), NoDefaultFile);
   REQUIRE(r.ok());
   CHECK(r->database_url == "postgres://u:p@h/db");  // one trailing newline dropped
 
-  auto both = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}, {"DATABASE_URL", "x"}}));
+  auto both =
+      LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}, {"DATABASE_URL", "x"}}), NoDefaultFile);
   REQUIRE_FALSE(both.ok());
   CHECK(both.status().code() == kExitUsage);
   CHECK(both.status().message().find("DATABASE_URL_FILE") != std::string::npos);
 
-  auto flag_wins =
-      LoadConfig({{"database-url", "postgres://flag@h/db"}}, FakeEnv({{"DATABASE_URL_FILE", f}}));
+  auto flag_wins = LoadConfig({{"database-url", "postgres://flag@h/db"}},
+                              FakeEnv({{"DATABASE_URL_FILE", f}}), NoDefaultFile);
   REQUIRE(flag_wins.ok());
   CHECK(flag_wins->database_url == "postgres://flag@h/db");
 
-  auto unreadable = LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", "/nonexistent/secret"}}));
+  auto unreadable =
+      LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", "/nonexistent/secret"}}), NoDefaultFile);
   REQUIRE_FALSE(unreadable.ok());
   CHECK(unreadable.status().code() == kExitUsage);
   CHECK(unreadable.status().message().find("/nonexistent/secret") != std::string::npos);
@@ -300,7 +381,8 @@ TEST_CASE("DATABASE_URL_FILE") {
 }
 
 TEST_CASE("empty environment variables count as unset") {
-  auto r = LoadConfig({}, FakeEnv({{"RUN_MIGRATIONS", ""}, {"PGBOOT_WAIT_TIMEOUT", ""}}));
+  auto r =
+      LoadConfig({}, FakeEnv({{"RUN_MIGRATIONS", ""}, {"PGBOOT_WAIT_TIMEOUT", ""}}), NoDefaultFile);
   REQUIRE(r.ok());
   CHECK_FALSE(r->run_migrations);
   CHECK(r->wait_timeout_ms == 60000);
