@@ -1,8 +1,10 @@
-// Command-line parsing: argv -> Invocation (the only file that includes cxxopts).
+// Command-line parsing: argv -> Invocation over the command table (the only file that includes
+// cxxopts).
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,7 +15,7 @@ namespace pgboot {
 
 // What the user asked for, before configuration is merged.
 struct Invocation {
-  std::string command = "run";        // canonical name: aliases up/info/down resolved
+  std::string command = "run";        // canonical name: aliases resolved
   FlagValues flags;                   // settings given as flags (and "config")
   std::vector<std::string> app;       // everything after `--`
   std::vector<std::string> operands;  // baseline's V, new's NAME
@@ -33,11 +35,32 @@ struct Invocation {
   bool version = false;
 };
 
-// Parses argv. Options may appear anywhere before `--`; nothing after it is
-// parsed. Usage errors (exit 2) say what was wrong and how to fix it.
-Result<Invocation> ParseCommandLine(int argc, char** argv);
+using CommandHandler = Status (*)(const Invocation& inv, const Config& cfg);
+
+// One command (docs/reference.md, "Commands"): parsing, --help and dispatch all
+// read the same row.
+struct CommandSpec {
+  const char* name;
+  std::vector<const char*> aliases;
+  std::vector<const char*> options;  // command options it accepts, without dashes
+  const char* operand;               // the one operand it takes ("V", "NAME"), or nullptr
+  bool runs_app;                     // takes `-- APP [ARGS...]` (and requires it)
+  CommandHandler handler;
+  const char* help;  // one line per '\n' in --help
+};
+
+// Parses argv against `commands`, whose first row is the default command.
+// Options may appear anywhere before `--`; nothing after it is parsed. Usage
+// errors (exit 2) say what was wrong and how to fix it.
+Result<Invocation> ParseCommandLine(int argc, char** argv, std::span<const CommandSpec> commands);
+
+// The row of `inv.command`; nullptr when there is none.
+const CommandSpec* FindCommand(std::span<const CommandSpec> commands, const std::string& name);
 
 // The text `pgboot --help` prints.
-std::string HelpText();
+std::string HelpText(std::span<const CommandSpec> commands);
+
+// The line `pgboot --version` and `pgboot version` print.
+std::string VersionText();
 
 }  // namespace pgboot

@@ -92,18 +92,7 @@ Result<FilesAndDb> LoadFilesAndConnect(
   return FilesAndDb{std::move(**files), std::move(*db)};
 }
 
-Status MigrateCommand(const Invocation& inv, const Config& cfg) {
-  auto loaded = LoadFilesAndConnect(cfg, [&](const std::vector<Migration>& files) {
-    return CheckTarget(files, inv.target, cfg.migrations_dir);
-  });
-  if (!loaded.ok()) return loaded.status();
-  MigrateOptions opts;
-  opts.target = inv.target;
-  opts.dry_run = inv.dry_run;
-  return Migrate(*loaded->db, cfg, loaded->files, opts, RealClock());
-}
-
-Status RunMode(const Invocation& inv, const Config& cfg) {
+Status RunCommand(const Invocation& inv, const Config& cfg) {
   if (cfg.run_migrations) {
     auto loaded = LoadFilesAndConnect(cfg);
     if (!loaded.ok()) return loaded.status();
@@ -117,8 +106,24 @@ Status RunMode(const Invocation& inv, const Config& cfg) {
   return ExecApp(inv.app);
 }
 
-// status and validate: read-only, no lock.
-Status ReportCommand(const Invocation& inv, const Config& cfg) {
+Status WaitCommand(const Invocation&, const Config& cfg) {
+  auto db = Connect(cfg);
+  return db.ok() ? Status::Ok() : db.status();
+}
+
+Status MigrateCommand(const Invocation& inv, const Config& cfg) {
+  auto loaded = LoadFilesAndConnect(cfg, [&](const std::vector<Migration>& files) {
+    return CheckTarget(files, inv.target, cfg.migrations_dir);
+  });
+  if (!loaded.ok()) return loaded.status();
+  MigrateOptions opts;
+  opts.target = inv.target;
+  opts.dry_run = inv.dry_run;
+  return Migrate(*loaded->db, cfg, loaded->files, opts, RealClock());
+}
+
+// status and validate are read-only: no lock.
+Status StatusCommand(const Invocation& inv, const Config& cfg) {
   StatusOptions opts;
   opts.json = inv.output == "json";
   opts.fail_on_pending = inv.fail_on_pending;
@@ -130,33 +135,45 @@ Status ReportCommand(const Invocation& inv, const Config& cfg) {
   }
   auto loaded = LoadFilesAndConnect(cfg);
   if (!loaded.ok()) return loaded.status();
-  if (inv.command == "validate") return Validate(*loaded->db, cfg, loaded->files);
   return ShowStatus(*loaded->db, cfg, loaded->files, opts);
 }
 
-// rollback, repair, baseline and doctor: one connection, files read meanwhile.
-Status OperatorCommand(const Invocation& inv, const Config& cfg) {
+Status ValidateCommand(const Invocation&, const Config& cfg) {
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  return Validate(*loaded->db, cfg, loaded->files);
+}
+
+Status RollbackCommand(const Invocation& inv, const Config& cfg) {
   RollbackOptions rollback;
   rollback.steps = inv.steps;
   rollback.to = inv.to;
   rollback.batch = inv.batch;
   rollback.dry_run = inv.dry_run;
   rollback.allow_production = inv.allow_production;
-  if (inv.command == "rollback") {
-    // Refused before anything, even before waiting for the database.
-    Status guard = CheckProductionGuard(cfg, rollback);
-    if (!guard.ok()) return guard;
-  }
+  // Refused before anything, even before waiting for the database.
+  if (Status guard = CheckProductionGuard(cfg, rollback); !guard.ok()) return guard;
   auto loaded = LoadFilesAndConnect(cfg);
   if (!loaded.ok()) return loaded.status();
-  Database& db = *loaded->db;
-  const std::vector<Migration>& files = loaded->files;
-  if (inv.command == "rollback") return Rollback(db, cfg, files, rollback, RealClock());
-  if (inv.command == "repair") return Repair(db, cfg, files, inv.yes, RealClock());
-  if (inv.command == "baseline") {
-    return Baseline(db, cfg, files, inv.operands.at(0), inv.force, RealClock());
-  }
-  return Doctor(db, cfg, files, inv.output == "json");
+  return Rollback(*loaded->db, cfg, loaded->files, rollback, RealClock());
+}
+
+Status RepairCommand(const Invocation& inv, const Config& cfg) {
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  return Repair(*loaded->db, cfg, loaded->files, inv.yes, RealClock());
+}
+
+Status BaselineCommand(const Invocation& inv, const Config& cfg) {
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  return Baseline(*loaded->db, cfg, loaded->files, inv.operands.at(0), inv.force, RealClock());
+}
+
+Status DoctorCommand(const Invocation& inv, const Config& cfg) {
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  return Doctor(*loaded->db, cfg, loaded->files, inv.output == "json");
 }
 
 // new: files only, never the database.
@@ -168,25 +185,79 @@ Status NewCommand(const Invocation& inv, const Config& cfg) {
   return Status::Ok();
 }
 
+Status VersionCommand(const Invocation&, const Config&) {
+  PrintResult(VersionText());
+  return Status::Ok();
+}
+
+// The commands (docs/reference.md, "Commands"); the first is the default.
+const CommandSpec kCommands[] = {
+    {"run",
+     {},
+     {},
+     nullptr,
+     true,
+     RunCommand,
+     "wait; migrate if RUN_MIGRATIONS is true; then exec APP (after --)"},
+    {"wait",
+     {},
+     {},
+     nullptr,
+     false,
+     WaitCommand,
+     "wait until the database accepts the login, then exit 0"},
+    {"migrate",
+     {"up"},
+     {"target", "dry-run"},
+     nullptr,
+     false,
+     MigrateCommand,
+     "wait, then apply pending migrations [--target V] [--dry-run]"},
+    {"status",
+     {"info"},
+     {"output", "fail-on-pending", "history"},
+     nullptr,
+     false,
+     StatusCommand,
+     "list migrations and their state [--output json] [--fail-on-pending]\n[--history]"},
+    {"validate",
+     {},
+     {},
+     nullptr,
+     false,
+     ValidateCommand,
+     "compare migration files with the history table (exit 6 on findings)"},
+    {"rollback",
+     {"down"},
+     {"steps", "to", "batch", "dry-run", "allow-production"},
+     nullptr,
+     false,
+     RollbackCommand,
+     "run down sections [--steps N | --to V | --batch] [--dry-run]\n[--allow-production]"},
+    {"repair",
+     {},
+     {"yes"},
+     nullptr,
+     false,
+     RepairCommand,
+     "accept current checksums, clear failed rows [--yes]"},
+    {"baseline",
+     {},
+     {"force"},
+     "V",
+     false,
+     BaselineCommand,
+     "mark every migration <= V applied without running it [--force]"},
+    {"new", {}, {}, "NAME", false, NewCommand, "create <UTC timestamp>_NAME.sql"},
+    {"doctor", {}, {"output"}, nullptr, false, DoctorCommand, "preflight report [--output json]"},
+    {"version", {}, {}, nullptr, false, VersionCommand, "print the version"},
+};
+
 Status Dispatch(const Invocation& inv, const Config& cfg) {
-  if (inv.command == "run") return RunMode(inv, cfg);
-  if (inv.command == "wait") {
-    auto db = Connect(cfg);
-    return db.ok() ? Status::Ok() : db.status();
-  }
-  if (inv.command == "migrate") return MigrateCommand(inv, cfg);
-  if (inv.command == "status" || inv.command == "validate") return ReportCommand(inv, cfg);
-  if (inv.command == "rollback" || inv.command == "repair" || inv.command == "baseline" ||
-      inv.command == "doctor") {
-    return OperatorCommand(inv, cfg);
-  }
-  if (inv.command == "new") return NewCommand(inv, cfg);
-  if (inv.command == "version") {
-    PrintResult("pgboot " PGBOOT_VERSION "\n");
-    return Status::Ok();
-  }
-  // ParseCommandLine admits only the commands above.
-  return Status::Internal("no handler for command '" + inv.command + "'");
+  const CommandSpec* command = FindCommand(kCommands, inv.command);
+  // ParseCommandLine admits only the commands of the table.
+  if (command == nullptr) return Status::Internal("no handler for command '" + inv.command + "'");
+  return command->handler(inv, cfg);
 }
 
 // Before configuration is known, log in the format the environment asks for.
@@ -211,17 +282,14 @@ int main(int argc, char** argv) {
   // user said: the flag when it parsed, else the environment, else the default.
   const char* env_log = std::getenv("PGBOOT_TERMINATION_LOG");
   std::string early_log = env_log && *env_log ? env_log : "/dev/termination-log";
-  auto inv = ParseCommandLine(argc, argv);
+  auto inv = ParseCommandLine(argc, argv, kCommands);
   if (!inv.ok()) return Finish(inv.status(), early_log);
   if (auto it = inv->flags.find("termination-log"); it != inv->flags.end()) early_log = it->second;
   if (inv->help) {
-    PrintResult(HelpText());
+    PrintResult(HelpText(kCommands));
     return 0;
   }
-  if (inv->version) {
-    PrintResult("pgboot " PGBOOT_VERSION "\n");
-    return 0;
-  }
+  if (inv->version) return Finish(VersionCommand(*inv, Config{}), early_log);
   auto cfg = LoadConfig(inv->flags, ProcessEnv(), kDefaultConfigFile);
   if (!cfg.ok()) return Finish(cfg.status(), early_log);
   LogInit(cfg->log_format, cfg->log_level);
