@@ -41,11 +41,20 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
-import common  # noqa: E402  (StartBarrier, new_cluster)
-import pg as pgh  # noqa: E402  (the shared PostgreSQL harness: Cluster)
+# The test harness package: bench/run.sh puts tests/ on PYTHONPATH.
+from harness import cluster as pgh
+from harness.proc import StartBarrier
+from harness.server import new_cluster
 
 SCENARIOS = ("apply", "noop", "ready", "replicas", "footprint")
+
+
+def harness_env():
+    """This environment with the harness package importable (tests/ on PYTHONPATH)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.join(ROOT, "tests"),
+                                                      env.get("PYTHONPATH")]))
+    return env
 
 
 class BenchError(Exception):
@@ -254,7 +263,7 @@ def write_psql_driver(path, files):
 # ---- the server -----------------------------------------------------------------------
 
 class Server:
-    """The bench's PostgreSQL: tests/harness/pg.py start, then durable settings (fsync,
+    """The bench's PostgreSQL: `python3 -m harness.cluster start`, then durable settings (fsync,
     synchronous_commit, full_page_writes on: what a real deploy pays; the harness's
     speed settings turn them off) unless --durability fast, and log_disconnections (the
     peak-connection count reads the server log)."""
@@ -266,11 +275,11 @@ class Server:
         self.cluster = None
 
     def start(self):
-        p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "harness", "pg.py"),
-                            "start", self.state_dir], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+        p = subprocess.run([sys.executable, "-m", "harness.cluster", "start", self.state_dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=harness_env())
         if p.returncode != 0:
-            raise BenchError("pg.py start failed:\n" + p.stdout)
+            raise BenchError("harness.cluster start failed:\n" + p.stdout)
         with open(os.path.join(self.state_dir, "pg.json")) as f:
             self.info = json.load(f)
         self.cluster = pgh.Cluster.from_info(self.info)
@@ -293,9 +302,8 @@ class Server:
         return self
 
     def stop(self):
-        subprocess.run([sys.executable, os.path.join(ROOT, "tests", "harness", "pg.py"),
-                        "stop", self.state_dir], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "harness.cluster", "stop", self.state_dir],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=harness_env())
 
     def sql(self, sql, db="postgres"):
         return self.cluster.psql(sql, db=db, timeout=600)
@@ -577,7 +585,7 @@ class Bench:
     # -- scenario 3
 
     def scenario_ready(self):
-        cluster = common.new_cluster()
+        cluster = new_cluster()
         try:
             with open(os.path.join(cluster.data_dir, "postgresql.conf"), "a") as f:
                 # %n: epoch seconds with milliseconds, comparable with time.time().
@@ -668,7 +676,7 @@ class Bench:
                     argv = [self.args.dbmate, "--url", url, "--migrations-dir", self.plus1_dir,
                             "--no-dump-schema", "--wait", "up"]
                     env = clean_env()
-                barrier = common.StartBarrier(n)
+                barrier = StartBarrier(n)
                 offset = self.server.log_offset()
                 procs = [Proc(barrier.wrap(argv), env, self.cwd) for _ in range(n)]
                 contention = Contention()

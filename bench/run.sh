@@ -80,4 +80,6 @@ if [ -z "$PGBOOT" ]; then
   EXTRA=(--pgboot build-release/pgboot)
 fi
 
+# bench.py imports the test harness package (tests/harness).
+export PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}"
 exec python3 bench/bench.py --dbmate "$DBMATE" "${EXTRA[@]}" "$@"

@@ -16,8 +16,9 @@ if ! cmake --build "$BUILD" --target pgboot >"$BUILD/demo-build.log" 2>&1; then
   exit 1
 fi
 STATE=$(mktemp -d /tmp/pgboot-demo-XXXXXX)
-trap 'python3 tests/harness/pg.py stop "$STATE" >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
-python3 tests/harness/pg.py start "$STATE" >/dev/null
+export PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"  # the test harness package
+trap 'python3 -m harness.cluster stop "$STATE" >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
+python3 -m harness.cluster start "$STATE" >/dev/null
 DATABASE_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"].format(db="postgres"))' "$STATE/pg.json")
 export DATABASE_URL RUN_MIGRATIONS=true PGBOOT_MIGRATIONS_DIR=migrations
 APP='psql "$DATABASE_URL" -X -q -c "SELECT version()" -c "SELECT u.email, o.total_cents, o.status FROM orders o JOIN users u ON u.id = o.user_id"'

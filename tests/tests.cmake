@@ -4,10 +4,16 @@
 # can run in parallel (ctest -j).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(PGBOOT_TEST_STATE ${CMAKE_BINARY_DIR}/test-state)
-add_test(NAME pg.start COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/harness/pg.py start ${PGBOOT_TEST_STATE})
-add_test(NAME pg.stop COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/harness/pg.py stop ${PGBOOT_TEST_STATE})
-set_tests_properties(pg.start PROPERTIES FIXTURES_SETUP pg LABELS "integration;pid1")
-set_tests_properties(pg.stop PROPERTIES FIXTURES_CLEANUP pg LABELS "integration;pid1")
+# Every Python suite imports the harness package (tests/harness) from here, and
+# nothing else on sys.path: see tests/harness/README.md.
+set(PGBOOT_PYTHON_ENV
+  "PYTHONPATH=${CMAKE_SOURCE_DIR}/tests;PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+add_test(NAME pg.start COMMAND ${Python3_EXECUTABLE} -m harness.cluster start ${PGBOOT_TEST_STATE})
+add_test(NAME pg.stop COMMAND ${Python3_EXECUTABLE} -m harness.cluster stop ${PGBOOT_TEST_STATE})
+set_tests_properties(pg.start PROPERTIES FIXTURES_SETUP pg LABELS "integration;pid1"
+  ENVIRONMENT "${PGBOOT_PYTHON_ENV}")
+set_tests_properties(pg.stop PROPERTIES FIXTURES_CLEANUP pg LABELS "integration;pid1"
+  ENVIRONMENT "${PGBOOT_PYTHON_ENV}")
 
 # pgboot_python_suites(LABEL DIR): one CTest test per DIR/test_*.py.
 function(pgboot_python_suites label dir)
@@ -17,7 +23,7 @@ function(pgboot_python_suites label dir)
     add_test(NAME ${label}.${name} COMMAND ${Python3_EXECUTABLE} ${suite} -v)
     set_tests_properties(${label}.${name} PROPERTIES
       FIXTURES_REQUIRED pg LABELS ${label} TIMEOUT 600
-      ENVIRONMENT "PGBOOT_BIN=$<TARGET_FILE:pgboot>;PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+      ENVIRONMENT "PGBOOT_BIN=$<TARGET_FILE:pgboot>;${PGBOOT_PYTHON_ENV}")
   endforeach()
 endfunction()
 

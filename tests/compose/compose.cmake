@@ -1,6 +1,6 @@
 # The integration examples and their docs (tests/compose/), included from
 # tests/tests.cmake after container.cmake (needs Python3_EXECUTABLE,
-# PGBOOT_TEST_STATE and the container_images fixture).
+# PGBOOT_PYTHON_ENV and the container_images fixture).
 #
 #   compose.config      docker-compose config of every Compose file (no daemon)
 #   compose.up          docker-compose.yml up through podman's socket: healthy
@@ -17,7 +17,7 @@
 # like the other podman suites; everything here also carries `integrations`.
 set(PGBOOT_COMPOSE_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(PGBOOT_COMPOSE_ENV
-  "PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+  "${PGBOOT_PYTHON_ENV}")
 
 function(pgboot_compose_test name script labels)
   add_test(NAME ${name} COMMAND ${Python3_EXECUTABLE} ${PGBOOT_COMPOSE_DIR}/${script} -v)

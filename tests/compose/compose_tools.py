@@ -42,11 +42,11 @@ import urllib.error
 import urllib.request
 import uuid
 
+from harness.server import free_port
+from harness.files import temp_dir
+from container import images
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "container"))
-sys.path.insert(0, os.path.join(HERE, "..", "harness"))
-import common  # noqa: E402
-import images  # noqa: E402
 
 try:
     import yaml
@@ -234,9 +234,9 @@ class Project:
                                "setUpModule/tearDownModule")
         self.name = "%s%d%s" % (prefix, os.getpid(), uuid.uuid4().hex[:8])
         self.files = list(files)
-        self.dir = common.temp_dir(test)
-        self.pg_port = common.free_port()
-        self.app_port = common.free_port()
+        self.dir = temp_dir(test)
+        self.pg_port = free_port()
+        self.app_port = free_port()
         self.password = read_secret("postgres_password")
         self.url = "postgres://app:%s@127.0.0.1:%d/app" % (self.password, self.pg_port)
         self.dir.write("secrets/database_url", self.url + "\n", mode=0o644)

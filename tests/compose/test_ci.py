@@ -8,21 +8,25 @@ pgboot is executed as it stands, in order, with bash as GitHub runs it
 (`-eo pipefail`), the job's env, the built binary as `pgboot`, and a fresh
 database of the harness's server standing in for the job's database. By hand:
 
-    python3 tests/harness/pg.py start /tmp/st
+    export PYTHONPATH=$PWD/tests; python3 -m harness.cluster start /tmp/st
     PGBOOT_BIN=build/pgboot PGBOOT_TEST_STATE=/tmp/st python3 tests/compose/test_ci.py -v
 """
 
 import os
 import re
 import subprocess
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from compose_tools import common, yaml  # noqa: E402
+from harness.server import new_database, url
+from harness.sql import admin_sql
+from harness.proc import pgboot_bin, source_dir
+from harness.files import temp_dir
+from harness.logs import events
+from harness.case import PgbootTestCase
+from compose_tools import yaml
 
-WORKFLOW = os.path.join(common.source_dir(), "deploy", "ci", "github-actions.yml")
+
+WORKFLOW = os.path.join(source_dir(), "deploy", "ci", "github-actions.yml")
 
 
 def load_workflow():
@@ -41,7 +45,7 @@ def pgboot_only(step):
     return bool(lines) and all(l.startswith("pgboot ") or l == "pgboot" for l in lines)
 
 
-class CiWorkflowTest(common.PgbootTestCase):
+class CiWorkflowTest(PgbootTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -71,21 +75,21 @@ class CiWorkflowTest(common.PgbootTestCase):
         """Runs the job's pgboot-only steps against a fresh database; returns the
         database's name and [(step name, CompletedProcess)]."""
         job = self.wf["jobs"][job_name]
-        db = self.new_database()
+        db = new_database(self)
         # `pgboot` on PATH is the binary under test, whatever its file is called.
-        bin_dir = self.temp_dir()
-        os.symlink(os.path.abspath(common.pgboot_bin()), bin_dir / "pgboot")
+        bin_dir = temp_dir(self)
+        os.symlink(os.path.abspath(pgboot_bin()), bin_dir / "pgboot")
         env = {"PATH": str(bin_dir) + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
                "HOME": os.environ.get("HOME", "/tmp")}
         for k, v in job.get("env", {}).items():
-            env[k] = common.url(db) if k == "DATABASE_URL" else str(v)
+            env[k] = url(db) if k == "DATABASE_URL" else str(v)
         out = []
         for step in job["steps"]:
             if not pgboot_only(step):
                 continue
             self.assertNotRegex(step["run"], r"\$\{\{", "a pgboot step uses no expressions")
             p = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-                               cwd=common.source_dir(), env=env, stdin=subprocess.DEVNULL,
+                               cwd=source_dir(), env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
             self.assertEqual(p.returncode, 0, "step %r exited %d:\n%s%s"
                              % (step["name"], p.returncode, p.stdout, p.stderr))
@@ -97,14 +101,14 @@ class CiWorkflowTest(common.PgbootTestCase):
         db, steps = self.run_job("migrations")
         self.assertEqual(len(steps), 3, [n for n, _ in steps])
         versions = sorted(f.split("_", 1)[0]
-                          for f in os.listdir(os.path.join(common.source_dir(), "migrations"))
+                          for f in os.listdir(os.path.join(source_dir(), "migrations"))
                           if f.endswith(".sql"))
-        rows = common.admin_sql("SELECT version, batch FROM pgboot_history ORDER BY version", db)
+        rows = admin_sql("SELECT version, batch FROM pgboot_history ORDER BY version", db)
         # Applied, rolled back, applied again: a second batch.
         self.assertEqual(rows.split(), ["%s|2" % v for v in versions])
-        events = common.admin_sql("SELECT event, count(*) FROM pgboot_history_log "
-                                  "GROUP BY event ORDER BY event", db).split()
-        self.assertEqual(events, ["applied|%d" % (2 * len(versions)),
+        counts = admin_sql("SELECT event, count(*) FROM pgboot_history_log "
+                           "GROUP BY event ORDER BY event", db).split()
+        self.assertEqual(counts, ["applied|%d" % (2 * len(versions)),
                                   "rolled_back|%d" % len(versions)])
 
     def test_deploy_job_steps_run(self):
@@ -112,7 +116,7 @@ class CiWorkflowTest(common.PgbootTestCase):
         self.assertEqual([n for n, _ in steps], ["Show what will run", "Migrate"])
         dry_run = steps[0][1].stdout
         self.assertRegex(dry_run, re.compile(r"CREATE TABLE users", re.I))
-        self.assertTrue(common.events(steps[1][1].stderr, "migration.applied"))
+        self.assertTrue(events(steps[1][1].stderr, "migration.applied"))
 
 
 if __name__ == "__main__":

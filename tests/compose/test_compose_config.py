@@ -9,14 +9,12 @@ alone and with the test overrides. By hand:
 """
 
 import os
-import sys
 import unittest
 import urllib.parse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import compose_tools  # noqa: E402
-from compose_tools import yaml  # noqa: E402
+import compose_tools
+from compose_tools import yaml
+
 
 TEST_VARS = {"PGBOOT_TEST_PG_PORT": "55432", "PGBOOT_TEST_APP_PORT": "18080",
              "PGBOOT_TEST_SECRETS": "/tmp/secrets", "PGBOOT_TEST_MIGRATIONS": "/tmp/migrations"}

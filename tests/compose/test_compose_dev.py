@@ -15,21 +15,23 @@ import os
 import sys
 import unittest
 
+from harness.server import free_port
+from harness.logs import events
+from harness.case import PgbootTestCase
+import compose_tools
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import compose_tools  # noqa: E402
-from compose_tools import common  # noqa: E402
 
 setUpModule = compose_tools.setUpModule  # the images, one podman service
 tearDownModule = compose_tools.tearDownModule
 ORDERS = compose_tools.ORDERS
 
 
-class ComposeDevTest(common.PgbootTestCase):
+class ComposeDevTest(PgbootTestCase):
 
     def test_two_apps_started_together_apply_each_migration_once(self):
         project = compose_tools.Project(self, compose_tools.DEV_FILES)
-        app2_port = common.free_port()
+        app2_port = free_port()
 
         def add_app2(cfg):
             self.assertEqual(sorted(cfg["services"]), ["app", "postgres"], "no migrate service")
@@ -48,16 +50,16 @@ class ComposeDevTest(common.PgbootTestCase):
         logs = {name: project.logs(name) for name in ("app", "app2")}
         for name, text in logs.items():
             self.assertEqual(project.state(name)["Status"], "running", text)
-            self.assertTrue(common.events(text, "exec"), text)
+            self.assertTrue(events(text, "exec"), text)
             self.assertNoPassword(text, project.password)
-        appliers = [n for n, t in logs.items() if common.events(t, "migration.applied")]
+        appliers = [n for n, t in logs.items() if events(t, "migration.applied")]
         self.assertEqual(len(appliers), 1, "exactly one app applies:\n" + "\n---\n".join(logs.values()))
         applier = appliers[0]
         other = "app2" if applier == "app" else "app"
-        self.assertEqual(len(common.events(logs[applier], "migration.applied")),
+        self.assertEqual(len(events(logs[applier], "migration.applied")),
                          len(compose_tools.repo_versions()))
-        waited = common.events(logs[other], "lock.waiting")
-        self.assertTrue(waited or common.events(logs[other], "migrate.nothing_to_do"), logs[other])
+        waited = events(logs[other], "lock.waiting")
+        self.assertTrue(waited or events(logs[other], "migrate.nothing_to_do"), logs[other])
         print("%s applied the migrations; %s %s" % (applier, other, "waited for the lock" if waited
                                                      else "found nothing pending"), file=sys.stderr)
 

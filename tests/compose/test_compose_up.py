@@ -10,13 +10,15 @@ compose_tools.py. By hand (no PostgreSQL harness needed, compose brings its own)
 
 import json
 import os
-import sys
 import unittest
 
+from harness.files import temp_dir
+from harness.logs import events
+from harness.case import PgbootTestCase
+import compose_tools
+from compose_tools import images
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import compose_tools  # noqa: E402
-from compose_tools import common, images  # noqa: E402
 
 setUpModule = compose_tools.setUpModule  # the images, one podman service
 tearDownModule = compose_tools.tearDownModule
@@ -30,7 +32,7 @@ def first_healthy_ns(state):
     return min(ok) if ok else None
 
 
-class ComposeUpTest(common.PgbootTestCase):
+class ComposeUpTest(PgbootTestCase):
 
     def test_healthy_postgres_then_migrate_exits_0_then_app_serves_migrated_rows(self):
         project = compose_tools.Project(self, compose_tools.PROD_FILES)
@@ -44,7 +46,7 @@ class ComposeUpTest(common.PgbootTestCase):
         migrate = project.state("migrate")
         migrate_log = project.logs("migrate")
         self.assertEqual((migrate["Status"], migrate["ExitCode"]), ("exited", 0), migrate_log)
-        self.assertEqual(len(common.events(migrate_log, "migration.applied")),
+        self.assertEqual(len(events(migrate_log, "migration.applied")),
                          len(compose_tools.repo_versions()), migrate_log)
         self.assertNoPassword(migrate_log, project.password)
 
@@ -61,8 +63,8 @@ class ComposeUpTest(common.PgbootTestCase):
         entry = json.loads(images.podman("container", "inspect", project.container("app")).stdout)[0]
         entry = entry["Config"]["Entrypoint"]
         self.assertEqual((entry.split() if isinstance(entry, str) else entry)[0], "pgboot")
-        self.assertEqual(common.events(app_log, "migration.applied"), [], app_log)
-        self.assertTrue(common.events(app_log, "exec"), app_log)
+        self.assertEqual(events(app_log, "migration.applied"), [], app_log)
+        self.assertTrue(events(app_log, "exec"), app_log)
 
         body = compose_tools.http_get(project.app_port, "/cgi-bin/orders")
         self.assertEqual(body.strip(), ORDERS)
@@ -77,7 +79,7 @@ class ComposeUpTest(common.PgbootTestCase):
             self.assertRegex(st.stdout, r"%s\s+\S+\s+applied" % v)
 
     def test_broken_migration_exits_5_and_the_app_never_starts(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         src = os.path.join(compose_tools.SOURCE_DIR, "migrations")
         for name in sorted(os.listdir(src)):
             with open(os.path.join(src, name), "rb") as f:
@@ -97,7 +99,7 @@ class ComposeUpTest(common.PgbootTestCase):
         migrate = project.state("migrate")
         migrate_log = project.logs("migrate")
         self.assertEqual((migrate["Status"], migrate["ExitCode"]), ("exited", 5), migrate_log)
-        failed = common.events(migrate_log, "migration.failed")
+        failed = events(migrate_log, "migration.failed")
         self.assertEqual(len(failed), 1, migrate_log)
         self.assertIn("20260101000300_add_note.sql:3", migrate_log)
         self.assertIn("42703", migrate_log)

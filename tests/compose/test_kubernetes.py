@@ -30,12 +30,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import unittest
 
+from compose_tools import images, yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from compose_tools import images, yaml  # noqa: E402
 
 SOURCE_DIR = images.SOURCE_DIR
 K8S_DIR = os.path.join(SOURCE_DIR, "deploy", "kubernetes")

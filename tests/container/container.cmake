@@ -1,13 +1,14 @@
 # Container suites (label `container`): the FROM scratch migration image and the
 # example app images in podman, offline, against the harness's PostgreSQL.
-# Included from tests/tests.cmake (needs Python3_EXECUTABLE and PGBOOT_TEST_STATE).
+# Included from tests/tests.cmake (needs Python3_EXECUTABLE, PGBOOT_TEST_STATE and
+# PGBOOT_PYTHON_ENV).
 #
 # container.images is the fixture that prepares the base image (once per
 # machine) and builds the images (once per source tree), see images.py; every
 # container.test_* suite requires it and the `pg` fixture.
 set(PGBOOT_CONTAINER_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(PGBOOT_CONTAINER_ENV
-  "PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+  "${PGBOOT_PYTHON_ENV}")
 
 add_test(NAME container.images
   COMMAND ${Python3_EXECUTABLE} ${PGBOOT_CONTAINER_DIR}/images.py build)

@@ -9,18 +9,17 @@ program that reads through the same database, and what `podman stop` does to it.
 Run by hand like test_migration_image.py.
 """
 
-import os
-import sys
 import time
 import unittest
 import urllib.error
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "harness"))
-sys.path.insert(0, HERE)
-import common  # noqa: E402
-import images  # noqa: E402
+from harness.server import free_port, new_database, url
+from harness.sql import admin_sql
+from harness.logs import events
+from harness.case import PgbootTestCase
+from container import images
+
 
 STOP_TIMEOUT = 3  # podman stop -t: the grace period before SIGKILL (10 s by default)
 PROMPT = 2.0      # a stop that the app answers takes well under this
@@ -30,7 +29,7 @@ def setUpModule():
     images.ensure_images()
 
 
-class AppImageTest(common.PgbootTestCase):
+class AppImageTest(PgbootTestCase):
 
     def start(self, image, db, port, entrypoint=None, cmd=()):
         """podman run -d with RUN_MIGRATIONS=true on a fresh database; returns the name
@@ -38,16 +37,16 @@ class AppImageTest(common.PgbootTestCase):
         name = images.unique_name("pgboot-app")
         self.addCleanup(images.remove_container, name)
         args = ["run", "-d", "--name", name, "--network", "host",
-                "-e", "DATABASE_URL=" + common.url(db), "-e", "RUN_MIGRATIONS=true",
+                "-e", "DATABASE_URL=" + url(db), "-e", "RUN_MIGRATIONS=true",
                 "-e", "PORT=%d" % port]
         if entrypoint:
             args += ["--entrypoint", entrypoint]
         images.podman(*(args + [image] + list(cmd)))
-        url = "http://127.0.0.1:%d/cgi-bin/orders" % port
+        app_url = "http://127.0.0.1:%d/cgi-bin/orders" % port
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=5) as r:
+                with urllib.request.urlopen(app_url, timeout=5) as r:
                     self.body = r.read().decode()
                     self.assertEqual(r.status, 200)
                     return name
@@ -56,7 +55,7 @@ class AppImageTest(common.PgbootTestCase):
             state = images.container_state(name)
             if state["Status"] != "running" or time.monotonic() > deadline:
                 self.fail("app never answered %s (state %s, exit %s):\n%s"
-                          % (url, state["Status"], state["ExitCode"], images.logs(name)))
+                          % (app_url, state["Status"], state["ExitCode"], images.logs(name)))
             time.sleep(0.1)
 
     def pid1(self, name):
@@ -64,8 +63,8 @@ class AppImageTest(common.PgbootTestCase):
 
     def assertMigratedAndServed(self, name, db):
         out = images.logs(name)
-        self.assertEqual(len(common.events(out, "migration.applied")), 3, out)
-        self.assertEqual(common.admin_sql("SELECT count(*) FROM pgboot_history", db).strip(), "3")
+        self.assertEqual(len(events(out, "migration.applied")), 3, out)
+        self.assertEqual(admin_sql("SELECT count(*) FROM pgboot_history", db).strip(), "3")
         self.assertIn("ada@example.com 4200 paid", self.body)
         self.assertNoPassword(out)
 
@@ -75,8 +74,8 @@ class AppImageTest(common.PgbootTestCase):
         return took, state["ExitCode"]
 
     def test_exec_mode_app_handles_sigterm(self):
-        db = self.new_database()
-        name = self.start(images.APP_EXEC_IMAGE, db, common.free_port())
+        db = new_database(self)
+        name = self.start(images.APP_EXEC_IMAGE, db, free_port())
         self.assertMigratedAndServed(name, db)
         self.assertEqual(self.pid1(name), "serve", "pgboot exec'd the app: it is PID 1")
         took, code = self.stop(name)
@@ -85,8 +84,8 @@ class AppImageTest(common.PgbootTestCase):
         self.assertIn("app: SIGTERM, stopping", images.logs(name))
 
     def test_init_mode_busybox_httpd_stops_promptly(self):
-        db = self.new_database()
-        port = common.free_port()
+        db = new_database(self)
+        port = free_port()
         name = self.start(images.APP_INIT_IMAGE, db, port,
                           cmd=["busybox", "httpd", "-f", "-p", str(port), "-h", "/app/www"])
         self.assertMigratedAndServed(name, db)
@@ -98,8 +97,8 @@ class AppImageTest(common.PgbootTestCase):
     def test_exec_mode_busybox_httpd_takes_the_full_stop_timeout(self):
         # What --init avoids: httpd as PID 1 has no SIGTERM handler, so the kernel
         # drops the signal and podman waits out the timeout, then SIGKILLs.
-        db = self.new_database()
-        port = common.free_port()
+        db = new_database(self)
+        port = free_port()
         name = self.start(images.APP_INIT_IMAGE, db, port, entrypoint='["pgboot", "--"]',
                           cmd=["busybox", "httpd", "-f", "-p", str(port), "-h", "/app/www"])
         self.assertMigratedAndServed(name, db)

@@ -4,24 +4,27 @@
 podman (runc, --network host) against the harness's PostgreSQL; the image is built
 once per run by images.py (the CTest fixture container_images). By hand:
 
-    python3 tests/harness/pg.py start /tmp/st
+    export PYTHONPATH=$PWD/tests; python3 -m harness.cluster start /tmp/st
     PGBOOT_TEST_STATE=/tmp/st python3 tests/container/test_migration_image.py -v
 """
 
 import io
 import os
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 import unittest
 
+from harness.server import PASSWORD, closed_url, new_database, pg, url
+from harness.sql import admin_sql
+from harness.proc import Spawned, source_dir
+from harness.files import temp_dir
+from harness.logs import events
+from harness.case import PgbootTestCase
+from container import images
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "harness"))
-sys.path.insert(0, HERE)
-import common  # noqa: E402
-import images  # noqa: E402
 
 IMAGE = images.MIGRATION_IMAGE
 
@@ -31,7 +34,7 @@ def setUpModule():
 
 
 def repo_migrations():
-    d = os.path.join(common.source_dir(), "migrations")
+    d = os.path.join(source_dir(), "migrations")
     return sorted(f for f in os.listdir(d) if f.endswith(".sql") and not f.startswith("."))
 
 
@@ -39,7 +42,7 @@ def canonical_versions():
     return sorted((f.split("_", 1)[0].lstrip("0") or "0") for f in repo_migrations())
 
 
-class MigrationImageTest(common.PgbootTestCase):
+class MigrationImageTest(PgbootTestCase):
 
     def container(self, prefix="pgboot-mig"):
         name = images.unique_name(prefix)
@@ -58,7 +61,7 @@ class MigrationImageTest(common.PgbootTestCase):
         return p
 
     def history(self, db):
-        rows = common.admin_sql("SELECT version, status, batch FROM pgboot_history ORDER BY version", db)
+        rows = admin_sql("SELECT version, status, batch FROM pgboot_history ORDER BY version", db)
         return [tuple(r.split("|")) for r in rows.split()]
 
     # ---- the image itself ----------------------------------------------------------
@@ -104,7 +107,7 @@ class MigrationImageTest(common.PgbootTestCase):
     def test_runs_as_65532_and_answers_sigterm_while_waiting(self):
         name = self.container()
         images.podman("run", "-d", "--name", name, "--network", "host",
-                      "-e", "DATABASE_URL=" + common.closed_url(), IMAGE, "wait", "--wait-timeout", "60s")
+                      "-e", "DATABASE_URL=" + closed_url(), IMAGE, "wait", "--wait-timeout", "60s")
         pid = images.container_state(name)["Pid"]
         with open("/proc/%d/status" % pid) as f:
             status = dict(l.split(":", 1) for l in f if ":" in l)
@@ -117,9 +120,9 @@ class MigrationImageTest(common.PgbootTestCase):
     def test_url_without_user_uses_nonroot(self):
         # libpq's default user is the OS user's name: the image's /etc/passwd must
         # name uid 65532, or libpq fails with "could not look up local user ID".
-        db = self.new_database()
-        p = self.run_image({"DATABASE_URL": "postgresql://%s:%s/%s" % (common.pg()["host"],
-                                                                       common.pg()["port"], db),
+        db = new_database(self)
+        p = self.run_image({"DATABASE_URL": "postgresql://%s:%s/%s" % (pg()["host"],
+                                                                       pg()["port"], db),
                             "PGPASSWORD": "Wr0ng-Pw!x"})
         self.assertEqual(p.returncode, 4, p.stderr)
         self.assertRegex(p.stderr, r'for user \\?"nonroot')
@@ -128,24 +131,24 @@ class MigrationImageTest(common.PgbootTestCase):
     # ---- as a one-shot migration job ------------------------------------------------------
 
     def test_one_shot_migrate(self):
-        db = self.new_database()
-        p = self.run_image({"DATABASE_URL": common.url(db)})
+        db = new_database(self)
+        p = self.run_image({"DATABASE_URL": url(db)})
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([(v, s) for v, s, _ in self.history(db)],
                          [(v, "applied") for v in canonical_versions()])
-        self.assertEqual(common.admin_sql("SELECT email FROM users", db).split(), ["ada@example.com"])
-        self.assertEqual(len(common.events(p.stderr, "migration.applied")), len(repo_migrations()))
+        self.assertEqual(admin_sql("SELECT email FROM users", db).split(), ["ada@example.com"])
+        self.assertEqual(len(events(p.stderr, "migration.applied")), len(repo_migrations()))
         self.assertNoPassword(p.stdout + p.stderr)
 
-        again = self.run_image({"DATABASE_URL": common.url(db)})
+        again = self.run_image({"DATABASE_URL": url(db)})
         self.assertEqual(again.returncode, 0, again.stderr)
-        self.assertEqual(common.events(again.stderr, "migration.applied"), [])
+        self.assertEqual(events(again.stderr, "migration.applied"), [])
 
     def test_four_containers_together_apply_each_version_once(self):
-        db = self.new_database()
+        db = new_database(self)
         # Hold pgboot's migration lock so the four are certainly waiting for it at
         # the same time; then let go and let them race.
-        info = common.pg()
+        info = pg()
         holder = subprocess.Popen(
             [os.path.join(info["bin_dir"], "psql"), "-X", "-A", "-t", "-q", "-h", info["socket_dir"],
              "-p", str(info["port"]), "-U", info["user"], "-d", db],
@@ -163,8 +166,8 @@ class MigrationImageTest(common.PgbootTestCase):
         for i in range(4):
             name = self.container("pgboot-mig%d" % i)
             cmd = ["podman", "run", "--name", name, "--network", "host",
-                   "-e", "DATABASE_URL=" + common.url(db), IMAGE]
-            p = common.Spawned(cmd, env=images.podman_env(), stdin=subprocess.DEVNULL)
+                   "-e", "DATABASE_URL=" + url(db), IMAGE]
+            p = Spawned(cmd, env=images.podman_env(), stdin=subprocess.DEVNULL)
             self.addCleanup(p.kill_quietly)
             procs.append(p)
         for p in procs:
@@ -176,12 +179,12 @@ class MigrationImageTest(common.PgbootTestCase):
         results = [p.finish(timeout=120) for p in procs]
         for r in results:
             self.assertEqual(r.returncode, 0, r.stderr)
-        appliers = [r for r in results if common.events(r.stderr, "migration.applied")]
+        appliers = [r for r in results if events(r.stderr, "migration.applied")]
         self.assertEqual(len(appliers), 1, "exactly one container applies:\n" +
                          "\n---\n".join(r.stderr for r in results))
 
-        applied = common.admin_sql("SELECT version, count(*) FROM pgboot_history_log "
-                                   "WHERE event = 'applied' GROUP BY version ORDER BY version", db)
+        applied = admin_sql("SELECT version, count(*) FROM pgboot_history_log "
+                            "WHERE event = 'applied' GROUP BY version ORDER BY version", db)
         self.assertEqual(applied.split(), ["%s|1" % v for v in canonical_versions()])
         rows = self.history(db)
         self.assertEqual(sorted(v for v, _, _ in rows), canonical_versions())
@@ -190,20 +193,20 @@ class MigrationImageTest(common.PgbootTestCase):
     # ---- failures ------------------------------------------------------------------------
 
     def test_wrong_password_exit_4_and_termination_log(self):
-        db = self.new_database()
-        d = self.temp_dir()
+        db = new_database(self)
+        d = temp_dir(self)
         tl = d.write("termination-log", "")
         os.chmod(tl, 0o666)  # written by uid 65532 inside
         wrong = "Wr0ng-Pw!x"
-        p = self.run_image({"DATABASE_URL": common.url(db, password=wrong)},
+        p = self.run_image({"DATABASE_URL": url(db, password=wrong)},
                            extra=["-v", "%s:/dev/termination-log" % tl])
         self.assertEqual(p.returncode, 4, p.stderr)
         with open(tl) as f:
             reason = f.read()
         self.assertEqual(len(reason.rstrip("\n").splitlines()), 1, repr(reason))
         self.assertIn("password authentication failed", reason)
-        self.assertNoPassword(reason, wrong, common.PASSWORD)
-        self.assertNoPassword(p.stdout + p.stderr, wrong, common.PASSWORD)
+        self.assertNoPassword(reason, wrong, PASSWORD)
+        self.assertNoPassword(p.stdout + p.stderr, wrong, PASSWORD)
 
 
 if __name__ == "__main__":

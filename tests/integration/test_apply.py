@@ -17,14 +17,17 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import admin_sql, events, parse_json_lines, run, url  # noqa: E402
+from harness.server import closed_url, new_database, pg, url
+from harness.sql import (PsqlSession, admin_sql, advisory_locks, audit, backends_running, history,
+                         q1, quote_ident, table_exists)
+from harness.proc import StartBarrier, run, source_dir, spawn, wait_until
+from harness.files import temp_dir, temp_migrations, up
+from harness.logs import events, parse_json_lines
+from harness.case import PgbootTestCase
+
 
 DEFAULT_KEY_SQL = ("hashtextextended('pgboot:' || quote_ident('public') || '.' || "
                    "quote_ident('pgboot_history'), 0)")
@@ -32,75 +35,7 @@ DEFAULT_KEY_SQL = ("hashtextextended('pgboot:' || quote_ident('public') || '.' |
 
 # ---- helpers ------------------------------------------------------------------------
 
-def lit(s):
-    return "'" + str(s).replace("'", "''") + "'"
-
-
-def up(sql, opts=""):
-    return "-- migrate:up%s\n%s" % ((" " + opts) if opts else "", sql)
-
-
-def q1(db, sql):
-    """First column of the first row, as text ('' when no row)."""
-    return admin_sql(sql, db).strip()
-
-
-def table_exists(db, name):
-    return q1(db, "SELECT to_regclass(%s) IS NOT NULL" % lit(name)) == "t"
-
-
-def history(db, table="public.pgboot_history"):
-    """{version: status} of the history table ({} when it does not exist)."""
-    if not table_exists(db, table):
-        return {}
-    out = {}
-    for line in admin_sql("SELECT version, status FROM %s" % table, db).split():
-        v, s = line.split("|")
-        out[v] = s
-    return out
-
-
-def audit(db, table="public.pgboot_history_log"):
-    """[(event, version, detail dict)] in id order ([] when there is no table)."""
-    if not table_exists(db, table):
-        return []
-    rows = []
-    for line in admin_sql("SELECT event, coalesce(version, ''), detail::text FROM %s ORDER BY id"
-                          % table, db).splitlines():
-        if line:
-            e, v, d = line.split("|", 2)
-            rows.append((e, v, json.loads(d)))
-    return rows
-
-
-def advisory_locks(db):
-    """Advisory locks held or awaited in `db` (any session)."""
-    return int(q1(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-                      "(SELECT oid FROM pg_database WHERE datname = current_database())"))
-
-
-def backends_running(db, needle):
-    """Sessions of `db` whose current query contains `needle` and that are active."""
-    return int(q1(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                      "AND pid <> pg_backend_pid() AND state = 'active' AND position(%s in query) > 0"
-                  % lit(needle)))
-
-
-def wait_until(check, timeout, what, interval=0.02):
-    """Polls `check` (a query of the server's state) until true; returns the seconds it took."""
-    t0 = time.monotonic()
-    while True:
-        if check():
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("not within %.1fs: %s" % (timeout, what))
-        time.sleep(interval)
-
-
-PsqlSession = common.PsqlSession
-
-
-class Base(common.PgbootTestCase):
+class Base(PgbootTestCase):
     def args(self, cmd, db, mig, *extra):
         return [cmd, "--database-url", url(db), "--migrations-dir", mig,
                 "--wait-timeout", "10s"] + [str(e) for e in extra]
@@ -109,7 +44,7 @@ class Base(common.PgbootTestCase):
         return run(self.args("migrate", db, mig, *extra), env=env, timeout=timeout)
 
     def spawn_migrate(self, db, mig, *extra, env=None, barrier=None):
-        return self.spawn(self.args("migrate", db, mig, *extra), env=env, barrier=barrier)
+        return spawn(self.args("migrate", db, mig, *extra), env=env, barrier=barrier, test=self)
 
     def assertLocation(self, text, path, line, column=None):
         """text names path:line (and :column when given, else no column at all)."""
@@ -125,15 +60,15 @@ class ConcurrencyTest(Base):
     N_MIGRATIONS = 50
 
     def test_eight_runners_fifty_migrations_each_applied_once(self):
-        db = self.new_database("apply")
+        db = new_database(self, "apply")
         files = {}
         for i in range(1, self.N_MIGRATIONS + 1):
             sql = "CREATE TABLE conc_%d (id int);\nINSERT INTO conc_%d VALUES (%d);\n" % (i, i, i)
             if i == 1:
                 sql += "SELECT pg_sleep(0.5);\n"  # the winner holds the lock long enough
             files["%04d_conc_%d.sql" % (i, i)] = up(sql)
-        mig = self.temp_migrations(files)
-        barrier = common.StartBarrier(self.N_PROCS, test=self)
+        mig = temp_migrations(self, files)
+        barrier = StartBarrier(self.N_PROCS, test=self)
         procs = [self.spawn_migrate(db, mig, "--log-format", "json", "--lock-timeout", "60s",
                                     barrier=barrier) for _ in range(self.N_PROCS)]
         barrier.release()
@@ -171,9 +106,9 @@ class ConcurrencyTest(Base):
 
 class KillTest(Base):
     def test_sigkill_mid_statement_leaves_nothing_and_frees_the_lock(self):
-        db = self.new_database("apply")
+        db = new_database(self, "apply")
         admin_sql("CREATE TABLE sleep_gate (id int)", db)  # while it exists, 2 sleeps 30 s
-        mig = self.temp_migrations({
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE kill_a (id int);\n"),
             "2_sleep.sql": up("CREATE TABLE kill_b (id int);\n"
                               "SELECT pg_sleep(30) FROM pg_class WHERE relname = 'sleep_gate';\n"),
@@ -185,8 +120,10 @@ class KillTest(Base):
                    "the sleeping statement runs on the server")
         p.kill()
         p.wait(5)
-        took = wait_until(lambda: advisory_locks(db) == 0, 3.0,
-                          "the advisory lock of a SIGKILLed pgboot is released within 3 s")
+        t0 = time.monotonic()
+        wait_until(lambda: advisory_locks(db) == 0, 3.0,
+                   "the advisory lock of a SIGKILLed pgboot is released within 3 s")
+        took = time.monotonic() - t0
         self.assertLess(took, 3.0)
         wait_until(lambda: backends_running(db, "pg_sleep(30)") == 0, 1.0,
                    "no backend left running the statement")
@@ -202,8 +139,8 @@ class KillTest(Base):
         self.assertTrue(table_exists(db, "kill_b") and table_exists(db, "kill_c"))
 
     def _interrupt(self, signo, expected_code):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE term_a (id int);\n"),
             "2_sleep.sql": up("CREATE TABLE term_b (id int);\nSELECT pg_sleep(600);\n"),
         })
@@ -232,8 +169,8 @@ class KillTest(Base):
         self._interrupt(signal.SIGINT, 130)
 
     def test_sigterm_while_waiting_for_the_lock_exits_143(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE wait_a (id int);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE wait_a (id int);\n")})
         holder = PsqlSession(self, db)
         holder.execute("SELECT pg_advisory_lock(%s)" % DEFAULT_KEY_SQL)
         p = self.spawn_migrate(db, mig, "--lock-timeout", "60s")
@@ -250,7 +187,7 @@ class KillTest(Base):
 
 class FailureTest(Base):
     def test_failing_statement_on_line_12(self):
-        db = self.new_database("apply")
+        db = new_database(self, "apply")
         fail = ("-- migrate:up\n"                                  # 1
                 "-- a comment\n"                                   # 2
                 "CREATE TABLE fail_c (id int);\n"                  # 3
@@ -264,13 +201,13 @@ class FailureTest(Base):
                 "-- the next statement fails\n"                    # 11
                 "SELECT 1 / (SELECT count(*) - 1 FROM fail_c);\n"  # 12
                 "CREATE TABLE fail_after (id int);\n")             # 13
-        mig = self.temp_migrations({
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE fail_a (id int);\n"),
             "2_b.sql": up("CREATE TABLE fail_b (id int);\n"),
             "3_fail.sql": fail,
             "4_d.sql": up("CREATE TABLE fail_d (id int);\n"),
         })
-        term = self.temp_dir().write("termination-log", "")
+        term = temp_dir(self).write("termination-log", "")
         cp = self.migrate(db, mig, "--termination-log", term)
         self.assertExit(cp, 5)
         path = os.path.join(str(mig), "3_fail.sql")
@@ -297,8 +234,8 @@ class FailureTest(Base):
         self.assertEqual(rows[0][2].get("statement"), 3, "the failing statement's number")
 
     def test_unique_violation_has_no_column(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE uv (id int PRIMARY KEY);\nINSERT INTO uv VALUES (1);\n"),
             "2_dup.sql": ("-- migrate:up\n"            # 1
                           "INSERT INTO uv VALUES (2);\n"  # 2
@@ -329,8 +266,8 @@ class FailureTest(Base):
         ]
         for text, line, column in cases:
             with self.subTest(line=line, column=column):
-                db = self.new_database("apply")
-                mig = self.temp_migrations({"1_mb.sql": text})
+                db = new_database(self, "apply")
+                mig = temp_migrations(self, {"1_mb.sql": text})
                 cp = self.migrate(db, mig)
                 self.assertExit(cp, 5)
                 self.assertLocation(cp.stderr, os.path.join(str(mig), "1_mb.sql"), line, column)
@@ -343,8 +280,8 @@ class FailureTest(Base):
 
 class NonTransactionalTest(Base):
     def test_create_index_concurrently_while_another_runner_waits(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_t.sql": up("CREATE TABLE cic (id int);\n"
                           "INSERT INTO cic SELECT generate_series(1, 1000);\n"),
             "2_idx.sql": up("SELECT pg_advisory_lock(4242);\n"
@@ -374,8 +311,8 @@ class NonTransactionalTest(Base):
         self.assertEqual(set(details), {"1", "2"})
 
     def test_killed_mid_way_leaves_running_row_that_blocks(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_ntx.sql": up("CREATE TABLE ntx_one (id int);\n"
                             "SELECT pg_sleep(30);\n"
                             "CREATE TABLE ntx_two (id int);\n", "transaction:false"),
@@ -403,8 +340,8 @@ class NonTransactionalTest(Base):
         self.assertExit(run(self.args("validate", db, mig)), 6)
 
     def test_sigterm_mid_way_marks_failed(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_ntx.sql": up("CREATE TABLE ntxs_one (id int);\n"
                             "SELECT pg_sleep(600);\n"
                             "CREATE TABLE ntxs_two (id int);\n", "transaction:false"),
@@ -424,8 +361,8 @@ class NonTransactionalTest(Base):
         self.assertEqual(failed[0].get("statement"), 2)
 
     def test_failing_statement_marks_failed_and_blocks_later_runs(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_ntx.sql": ("-- migrate:up transaction:false\n"    # 1
                           "CREATE TABLE ntf_one (id int);\n"      # 2
                           "\n"                                    # 3
@@ -451,8 +388,8 @@ class NonTransactionalTest(Base):
         self.assertFalse(table_exists(db, "ntf_later"))
 
     def test_success_records_execution_time(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_ntx.sql": up("CREATE TABLE nts (id int);\nSELECT pg_sleep(0.2);\n"
                             "CREATE INDEX CONCURRENTLY nts_idx ON nts (id);\n",
                             "transaction:false"),
@@ -467,8 +404,8 @@ class NonTransactionalTest(Base):
     def test_running_row_seen_before_the_lock_waits_for_it(self):
         # SPEC §5: a running row before the lock means "in progress elsewhere": wait for
         # the lock; only under the lock is it an error (exit 6).
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE rr_a (id int);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE rr_a (id int);\n")})
         self.assertExit(self.migrate(db, mig), 0)
         mig.write("2_b.sql", up("CREATE INDEX CONCURRENTLY rr_idx ON rr_a (id);\n",
                                 "transaction:false"))
@@ -496,8 +433,8 @@ class TimeoutTest(Base):
         return holder
 
     def test_ddl_lock_timeout_retries_then_fails_55P03(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_alter.sql": up("ALTER TABLE ddl_t ADD COLUMN c int;\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_alter.sql": up("ALTER TABLE ddl_t ADD COLUMN c int;\n")})
         self._locked_table(db)
         cp = self.migrate(db, mig, "--ddl-lock-timeout", "200ms", "--ddl-retries", "2",
                           "--log-format", "json")
@@ -513,8 +450,8 @@ class TimeoutTest(Base):
         self.assertEqual(history(db), {})
 
     def test_ddl_lock_released_in_time_succeeds(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_alter.sql": up("ALTER TABLE ddl_t ADD COLUMN c int;\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_alter.sql": up("ALTER TABLE ddl_t ADD COLUMN c int;\n")})
         holder = self._locked_table(db)
         p = self.spawn_migrate(db, mig, "--ddl-lock-timeout", "200ms", "--ddl-retries", "5")
         p.wait_for_line(r"migration\.retry\b.*attempt=2", timeout=10)
@@ -528,8 +465,8 @@ class TimeoutTest(Base):
     def test_statement_timeout_cancels_57014(self):
         for opts in ("", "transaction:false"):
             with self.subTest(section=opts or "transactional"):
-                db = self.new_database("apply")
-                mig = self.temp_migrations({
+                db = new_database(self, "apply")
+                mig = temp_migrations(self, {
                     "1_slow.sql": up("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(10);\n", opts),
                 })
                 cp = self.migrate(db, mig, "--statement-timeout", "500ms")
@@ -541,8 +478,8 @@ class TimeoutTest(Base):
                 self.assertEqual(table_exists(db, "slow_t"), bool(opts))
 
     def test_lock_timeout_exit_7_names_the_holder(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE lt_a (id int);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE lt_a (id int);\n")})
         holder = PsqlSession(self, db, appname="the-lock-holder")
         holder_pid = holder.backend_pid()
         holder.execute("SELECT pg_advisory_lock(%s)" % DEFAULT_KEY_SQL)
@@ -567,19 +504,19 @@ class TimeoutTest(Base):
                          "the tables are only ever created under the lock")
 
     def test_the_lock_is_per_database(self):
-        other = self.new_database("apply")
-        db = self.new_database("apply")
+        other = new_database(self, "apply")
+        db = new_database(self, "apply")
         holder = PsqlSession(self, other)
         holder.execute("SELECT pg_advisory_lock(%s)" % DEFAULT_KEY_SQL)
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE pd_a (id int);\n")})
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE pd_a (id int);\n")})
         cp = self.migrate(db, mig, "--lock-timeout", "1s")
         self.assertExit(cp, 0)
         self.assertEqual(events(cp.stderr, "lock.waiting"), [])
         self.assertEqual(history(db), {"1": "applied"})
 
     def test_progress_is_logged_during_a_long_migration(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_slow.sql": up("SELECT pg_sleep(1);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_slow.sql": up("SELECT pg_sleep(1);\n")})
         cp = self.migrate(db, mig, "--log-format", "json",
                           env={"PGBOOT_PROGRESS_INTERVAL": "200ms"})
         self.assertExit(cp, 0)
@@ -595,8 +532,8 @@ class TargetBeforeWaitTest(Base):
     def test_target_naming_no_file_fails_before_waiting(self):
         # A usage error is known from the files alone: it must not wait for the server
         # first (and then report "not ready", exit 3, instead of exit 2).
-        mig = self.temp_migrations({"1_a.sql": up("SELECT 1;\n")})
-        cp = run(["migrate", "--database-url", common.closed_url("nodb"), "--migrations-dir", mig,
+        mig = temp_migrations(self, {"1_a.sql": up("SELECT 1;\n")})
+        cp = run(["migrate", "--database-url", closed_url("nodb"), "--migrations-dir", mig,
                   "--wait-timeout", "3s", "--target", "99"])
         self.assertExit(cp, 2)
         self.assertLess(cp.elapsed, 1.5)
@@ -605,9 +542,9 @@ class TargetBeforeWaitTest(Base):
 
 class DriftTest(Base):
     def test_edited_applied_file_blocks_migrate_before_anything_runs(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE drift_a (id int);\n"),
-                                    "2_b.sql": up("CREATE TABLE drift_b (id int);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE drift_a (id int);\n"),
+                                     "2_b.sql": up("CREATE TABLE drift_b (id int);\n")})
         self.assertExit(self.migrate(db, mig), 0)
         mig.write("1_a.sql", up("CREATE TABLE drift_a (id bigint);\n"))
         mig.write("3_c.sql", up("CREATE TABLE drift_c (id int);\n"))
@@ -624,15 +561,15 @@ class DriftTest(Base):
 
 class RunModeTest(Base):
     def app(self, db, sql):
-        info = common.pg()
+        info = pg()
         return [os.path.join(info["bin_dir"], "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                 "-h", info["socket_dir"], "-p", str(info["port"]), "-U", info["user"], "-d", db,
                 "-c", sql]
 
     def test_run_migrations_true_migrates_then_execs_app(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE run_t (id int);\n"
-                                                  "INSERT INTO run_t VALUES (7);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE run_t (id int);\n"
+                                                   "INSERT INTO run_t VALUES (7);\n")})
         cp = run(["--database-url", url(db), "--migrations-dir", mig, "--wait-timeout", "10s",
                   "--"] + self.app(db, "SELECT 'app saw ' || sum(id) FROM run_t"),
                  env={"RUN_MIGRATIONS": "true"})
@@ -641,8 +578,8 @@ class RunModeTest(Base):
         self.assertEqual(history(db), {"1": "applied"})
 
     def test_run_migrations_false_leaves_the_schema_alone(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE run_t (id int);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE run_t (id int);\n")})
         cp = run(["--database-url", url(db), "--migrations-dir", mig, "--wait-timeout", "10s",
                   "--"] + self.app(db, "SELECT to_regclass('public.run_t') IS NULL"),
                  env={"RUN_MIGRATIONS": "false"})
@@ -653,9 +590,9 @@ class RunModeTest(Base):
         self.assertFalse(table_exists(db, "run_t"))
 
     def test_failed_migration_does_not_start_the_app(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_a.sql": up("SELECT 1/0;\n")})
-        marker = os.path.join(str(self.temp_dir()), "app-ran")
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_a.sql": up("SELECT 1/0;\n")})
+        marker = os.path.join(str(temp_dir(self)), "app-ran")
         cp = run(["--database-url", url(db), "--migrations-dir", mig, "--wait-timeout", "10s",
                   "--", "/bin/sh", "-c", "touch %s" % marker], env={"RUN_MIGRATIONS": "1"})
         self.assertExit(cp, 5)
@@ -666,8 +603,8 @@ class RunModeTest(Base):
 
 class SingleTransactionTest(Base):
     def test_failure_in_third_leaves_none_applied(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE st_a (id int);\n"),
             "2_b.sql": up("CREATE TABLE st_b (id int);\n"),
             "3_c.sql": up("CREATE TABLE st_c (id int);\nSELECT 1/0;\n"),
@@ -682,8 +619,8 @@ class SingleTransactionTest(Base):
         self.assertEqual([e for e, _, _ in audit(db) if e == "applied"], [])
 
     def test_all_or_nothing_success(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE st_a (id int);\n"),
             "2_b.sql": up("CREATE TABLE st_b (id int);\n"),
         })
@@ -695,9 +632,9 @@ class SingleTransactionTest(Base):
     def test_ddl_lock_timeout_retries_the_whole_transaction(self):
         # SPEC §2: with --ddl-lock-timeout a transactional migration is retried from its
         # start on 55P03; with --single-transaction that start is the one transaction's.
-        db = self.new_database("apply")
+        db = new_database(self, "apply")
         admin_sql("CREATE TABLE st_locked (id int)", db)
-        mig = self.temp_migrations({
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE st_first (id int);\n"),
             "2_b.sql": up("ALTER TABLE st_locked ADD COLUMN c int;\n"),
         })
@@ -714,8 +651,8 @@ class SingleTransactionTest(Base):
         self.assertEqual(q1(db, "SELECT count(DISTINCT batch) FROM pgboot_history"), "1")
 
     def test_pending_transaction_false_is_refused_before_anything_runs(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {
             "1_a.sql": up("CREATE TABLE stf_a (id int);\n"),
             "2_b.sql": up("CREATE INDEX CONCURRENTLY stf_idx ON stf_a (id);\n",
                           "transaction:false"),
@@ -732,8 +669,8 @@ class SingleTransactionTest(Base):
 
 class LogsAndExamplesTest(Base):
     def test_json_logs_carry_the_apply_events(self):
-        db = self.new_database("apply")
-        mig = self.temp_migrations({"1_add_orders.sql": up("CREATE TABLE jl (id int);\n")})
+        db = new_database(self, "apply")
+        mig = temp_migrations(self, {"1_add_orders.sql": up("CREATE TABLE jl (id int);\n")})
         cp = self.migrate(db, mig, "--log-format", "json")
         self.assertExit(cp, 0)
         self.assertEqual(cp.stdout, "")
@@ -765,8 +702,8 @@ class LogsAndExamplesTest(Base):
                         "no server notices on a clean first run:\n" + cp.stderr)
 
     def test_repository_examples_apply_and_roll_forward_idempotently(self):
-        db = self.new_database("apply")
-        mig = os.path.join(common.source_dir(), "migrations")
+        db = new_database(self, "apply")
+        mig = os.path.join(source_dir(), "migrations")
         versions = sorted(f.split("_", 1)[0].lstrip("0") or "0"
                           for f in os.listdir(mig) if f.endswith(".sql") and not f.startswith("."))
         self.assertTrue(versions, "the repository has example migrations")
@@ -800,12 +737,12 @@ class PrivilegeTest(Base):
         role = "pgboot_mig_%d_%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
         admin_sql("CREATE ROLE %s LOGIN PASSWORD 'mig-pw'" % role)
         self.addCleanup(admin_sql, "DROP ROLE IF EXISTS %s" % role, "postgres", False)
-        db = self.new_database("apply")
+        db = new_database(self, "apply")
         admin_sql("REVOKE CREATE ON DATABASE %s FROM PUBLIC; GRANT CONNECT ON DATABASE %s TO %s"
-                  % (common.quote_ident(db), common.quote_ident(db), role))
+                  % (quote_ident(db), quote_ident(db), role))
         admin_sql("GRANT USAGE, CREATE ON SCHEMA public TO %s" % role, db)
         self.addCleanup(admin_sql, "DROP OWNED BY %s" % role, db, False)
-        mig = self.temp_migrations({"1_a.sql": up("CREATE TABLE priv_a (id int);\n")})
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE priv_a (id int);\n")})
         cp = run(["migrate", "--database-url", url(db, user=role, password="mig-pw"),
                   "--migrations-dir", mig, "--wait-timeout", "10s"])
         self.assertExit(cp, 0)

@@ -5,28 +5,24 @@ standard_conforming_strings off, a transaction:false section that opens and
 fails its own transaction, the dry run's trailing comments, the termination
 log of a configuration error, over-long history table names, and the hint for
 a boolean flag given with a space."""
-import json
-import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import admin_sql, run, url  # noqa: E402
+from harness.server import free_port, new_database, url
+from harness.sql import PsqlSession, admin_sql
+from harness.proc import run
+from harness.files import temp_dir, temp_migrations, up
+from harness.logs import parse_json_lines
+from harness.case import PgbootTestCase
 
 
-def up(sql, opts=""):
-    return "-- migrate:up%s\n%s" % ((" " + opts) if opts else "", sql)
-
-
-class Hardening(common.PgbootTestCase):
+class Hardening(PgbootTestCase):
     def migrate(self, db, mig, *extra, env=None):
         return run(["migrate", "--database-url", url(db), "--migrations-dir", str(mig),
                     "--wait-timeout", "10s"] + list(extra), env=env)
 
     def test_libpq_parse_errors_never_quote_the_password(self):
-        term = self.temp_dir().write("termination-log", "")
-        for bad, secret in [("postgres://u:s3cr%%t@127.0.0.1:%d/db" % common.free_port(), "s3cr%t"),
+        term = temp_dir(self).write("termination-log", "")
+        for bad, secret in [("postgres://u:s3cr%%t@127.0.0.1:%d/db" % free_port(), "s3cr%t"),
                             ("host=127.0.0.1 password=my secret", "secret"),
                             ("postgres://u:pa?ss@[::1/db", "pa?ss")]:
             cp = run(["wait", "--database-url", bad, "--wait-timeout", "1s",
@@ -37,9 +33,9 @@ class Hardening(common.PgbootTestCase):
                 self.assertNoPassword(f.read(), secret)
 
     def test_standard_conforming_strings_off_changes_nothing(self):
-        db = self.new_database()
+        db = new_database(self)
         admin_sql("ALTER DATABASE %s SET standard_conforming_strings = off" % db)
-        mig = self.temp_migrations({
+        mig = temp_migrations(self, {
             "1_ok.sql": up("CREATE TABLE scs (v text);\nINSERT INTO scs VALUES ('a\\b');\n"),
             "2_x\\y.sql": up("SELECT 1;\n"),
             "3_fails.sql": up("SELECT 1/0;\n"),
@@ -55,8 +51,8 @@ class Hardening(common.PgbootTestCase):
         self.assertEqual(failed, ["22012"], "the failed audit row was written")
 
     def test_a_transaction_false_section_failing_inside_its_own_transaction(self):
-        db = self.new_database()
-        mig = self.temp_migrations({
+        db = new_database(self)
+        mig = temp_migrations(self, {
             "1_own_tx.sql": up("CREATE TABLE own1 (id int);\nBEGIN;\nCREATE TABLE own2 (id int);\n"
                                "SELECT 1/0;\nCOMMIT;\n", "transaction:false"),
         })
@@ -74,8 +70,8 @@ class Hardening(common.PgbootTestCase):
         self.assertEqual(tables, "own1", "the statement before BEGIN stays, the rest rolled back")
 
     def test_a_transaction_false_section_leaving_a_transaction_open_fails(self):
-        db = self.new_database()
-        mig = self.temp_migrations({
+        db = new_database(self)
+        mig = temp_migrations(self, {
             "1_open.sql": up("BEGIN;\nCREATE TABLE open1 (id int);\n", "transaction:false"),
         })
         cp = self.migrate(db, mig)
@@ -85,8 +81,8 @@ class Hardening(common.PgbootTestCase):
         self.assertEqual(admin_sql("SELECT to_regclass('open1') IS NULL", db).strip(), "t")
 
     def test_dry_run_keeps_a_trailing_comment_away_from_the_semicolon(self):
-        db = self.new_database()
-        mig = self.temp_migrations({"1_c.sql": up("SELECT 1 -- the first\n;\nSELECT 2;\n")})
+        db = new_database(self)
+        mig = temp_migrations(self, {"1_c.sql": up("SELECT 1 -- the first\n;\nSELECT 2;\n")})
         cp = self.migrate(db, mig, "--dry-run")
         self.assertExit(cp, 0)
         self.assertIn("SELECT 1 -- the first\n;\n", cp.stdout)
@@ -95,7 +91,7 @@ class Hardening(common.PgbootTestCase):
         self.assertEqual(admin_sql(sql, db).split(), ["1", "2"])
 
     def test_configuration_errors_reach_the_termination_log_from_the_environment(self):
-        term = self.temp_dir().write("termination-log", "")
+        term = temp_dir(self).write("termination-log", "")
         cp = run(["wait"], env={"PGBOOT_TERMINATION_LOG": str(term), "PGBOOT_WAIT_TIMEOUT": "abc"})
         self.assertExit(cp, 2)
         with open(term) as f:
@@ -114,14 +110,14 @@ class Hardening(common.PgbootTestCase):
         self.assertIn("--run-migrations=false", cp.stderr)
 
     def test_lock_waiting_holder_pid_is_a_number(self):
-        db = self.new_database()
-        mig = self.temp_migrations({"1_a.sql": up("SELECT 1;\n")})
-        holder = common.PsqlSession(self, db)
+        db = new_database(self)
+        mig = temp_migrations(self, {"1_a.sql": up("SELECT 1;\n")})
+        holder = PsqlSession(self, db)
         holder.execute("SELECT pg_advisory_lock(hashtextextended('pgboot:' || quote_ident('public')"
                        " || '.' || quote_ident('pgboot_history'), 0))")
         cp = self.migrate(db, mig, "--lock-timeout", "300ms", "--log-format", "json")
         self.assertExit(cp, 7)
-        waiting = [e for e in common.parse_json_lines(cp.stderr) if e["event"] == "lock.waiting"]
+        waiting = [e for e in parse_json_lines(cp.stderr) if e["event"] == "lock.waiting"]
         self.assertTrue(waiting)
         self.assertEqual(waiting[0]["holder_pid"], holder.backend_pid())
 

@@ -15,14 +15,15 @@ import datetime
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import admin_sql, events, run, url  # noqa: E402
+from harness.server import closed_url, new_database, url
+from harness.sql import PsqlSession, admin_sql, audit, history_rows, lit, q1, table_exists, tables
+from harness.proc import run, wait_until
+from harness.files import temp_migrations
+from harness.logs import events
+from harness.case import PgbootTestCase
+
 
 LOCK_KEY_SQL = ("hashtextextended('pgboot:' || quote_ident('public') || '.' || "
                 "quote_ident('pgboot_history'), 0)")
@@ -30,58 +31,8 @@ LOCK_KEY_SQL = ("hashtextextended('pgboot:' || quote_ident('public') || '.' || "
 
 # ---- helpers ------------------------------------------------------------------------
 
-def lit(s):
-    return "'" + str(s).replace("'", "''") + "'"
-
-
-def q1(db, sql):
-    return admin_sql(sql, db).strip()
-
-
-def table_exists(db, name):
-    return q1(db, "SELECT to_regclass(%s) IS NOT NULL" % lit(name)) == "t"
-
-
-def history(db):
-    """{version: (status, batch, execution_ms)} ({} without a table)."""
-    if not table_exists(db, "public.pgboot_history"):
-        return {}
-    out = {}
-    for line in admin_sql("SELECT version, status, batch, coalesce(execution_ms::text, '') "
-                          "FROM public.pgboot_history", db).split():
-        v, s, b, ms = line.split("|")
-        out[v] = (s, int(b), ms)
-    return out
-
-
 def versions(db):
-    return sorted(history(db), key=int)
-
-
-def audit(db):
-    """[(event, version, detail)] in id order."""
-    if not table_exists(db, "public.pgboot_history_log"):
-        return []
-    rows = []
-    for line in admin_sql("SELECT event, coalesce(version, ''), detail::text FROM "
-                          "public.pgboot_history_log ORDER BY id", db).splitlines():
-        if line:
-            e, v, d = line.split("|", 2)
-            rows.append((e, v, json.loads(d)))
-    return rows
-
-
-def tables(db, prefix):
-    return sorted(admin_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND "
-                            "tablename LIKE %s" % lit(prefix + "%"), db).split())
-
-
-def wait_until(check, timeout, what, interval=0.05):
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("not within %.1fs: %s" % (timeout, what))
-        time.sleep(interval)
+    return sorted(history_rows(db), key=int)
 
 
 def simple(n, down=True):
@@ -98,7 +49,7 @@ def five(**overrides):
     return files
 
 
-class PsqlSession(common.PsqlSession):
+class NamedSession(PsqlSession):
     """The shared kept-open psql session, under its own application_name, plus
     send() for SQL that blocks on the server; close() ends its backend first so
     a blocked statement cannot hold the cleanup."""
@@ -130,7 +81,7 @@ class PsqlSession(common.PsqlSession):
         super().close()
 
 
-class Base(common.PgbootTestCase):
+class Base(PgbootTestCase):
     def pgboot(self, db, mig, *args, env=None, timeout=30):
         e = {"DATABASE_URL": url(db), "PGBOOT_MIGRATIONS_DIR": mig, "PGBOOT_WAIT_TIMEOUT": "10s"}
         e.update(env or {})
@@ -143,7 +94,7 @@ class Base(common.PgbootTestCase):
 
     def hold_lock(self, db):
         """A session holding the migration lock; returns its pid."""
-        s = PsqlSession(self, db, "lock-holder-%d" % os.getpid())
+        s = NamedSession(self, db, "lock-holder-%d" % os.getpid())
         s.send("SELECT pg_advisory_lock(%s)" % LOCK_KEY_SQL)
         wait_until(lambda: q1(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                                   "AND granted AND database = (SELECT oid FROM pg_database "
@@ -156,8 +107,8 @@ class Base(common.PgbootTestCase):
 
 class RollbackTest(Base):
     def test_steps_then_to(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         self.assertEqual(tables(db, "t"), ["t1", "t2", "t3", "t4", "t5"])
 
@@ -187,20 +138,20 @@ class RollbackTest(Base):
         self.assertEqual(tables(db, "t"), ["t1", "t2", "t3", "t4", "t5"])
 
     def test_default_is_the_highest_applied_version_only(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate", "--target", "3")
         self.ok(db, mig, "rollback")
         self.assertEqual(versions(db), ["1", "2"])
         self.assertEqual(tables(db, "t"), ["t1", "t2"])
 
     def test_batch_undoes_exactly_the_newest_batch(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate", "--target", "2")   # batch 1: 1, 2
         self.ok(db, mig, "migrate", "--target", "3")   # batch 2: 3
         self.ok(db, mig, "migrate")                    # batch 3: 4, 5
-        self.assertEqual({v: b for v, (_, b, _) in history(db).items()},
+        self.assertEqual({v: b for v, (_, b, _) in history_rows(db).items()},
                          {"1": 1, "2": 1, "3": 2, "4": 3, "5": 3})
         self.ok(db, mig, "rollback", "--batch")
         self.assertEqual(versions(db), ["1", "2", "3"])
@@ -208,7 +159,7 @@ class RollbackTest(Base):
         # Re-applying gets a new batch number: the rolled-back batch 3 stays
         # unambiguous in the audit log.
         self.ok(db, mig, "migrate")
-        self.assertEqual({v: b for v, (_, b, _) in history(db).items()},
+        self.assertEqual({v: b for v, (_, b, _) in history_rows(db).items()},
                          {"1": 1, "2": 1, "3": 2, "4": 4, "5": 4})
         self.ok(db, mig, "rollback", "--batch")
         self.assertEqual(versions(db), ["1", "2", "3"])
@@ -221,8 +172,8 @@ class RollbackTest(Base):
         self.assertIn("nothing to roll back", cp.stderr)
 
     def test_a_version_without_down_stops_before_anything_runs(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five(**{"3_t3.sql": simple(3, down=False)}))
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five(**{"3_t3.sql": simple(3, down=False)}))
         self.ok(db, mig, "migrate")
         before = audit(db)
         cp = self.pgboot(db, mig, "rollback", "--steps", "3")
@@ -238,8 +189,8 @@ class RollbackTest(Base):
         self.assertEqual(versions(db), ["1", "2", "3"])
 
     def test_a_missing_or_drifted_file_stops_before_anything_runs(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         with open(mig / "4_t4.sql", "a") as f:
             f.write("-- edited after it was applied\n")
@@ -262,9 +213,9 @@ class RollbackTest(Base):
         self.assertFalse([e for e, _, _ in audit(db) if e == "rolled_back"])
 
     def test_a_failing_down_exits_5_with_file_line(self):
-        db = self.new_database("rb")
+        db = new_database(self, "rb")
         bad = "-- migrate:up\nCREATE TABLE t4 (id int);\n\n-- migrate:down\nDROP TABLE t4;\nDROP TABLE nope;\n"
-        mig = self.temp_migrations(five(**{"4_t4.sql": bad}))
+        mig = temp_migrations(self, five(**{"4_t4.sql": bad}))
         self.ok(db, mig, "migrate")
         cp = self.pgboot(db, mig, "rollback", "--steps", "2")
         self.assertExit(cp, 5)
@@ -281,8 +232,8 @@ class RollbackTest(Base):
         self.assertEqual(failed[0][1]["statement"], 2)
 
     def test_transaction_false_down_runs_statement_by_statement(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations({
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, {
             "1_t.sql": "-- migrate:up\nCREATE TABLE t (v int);\n-- migrate:down\nDROP TABLE t;\n",
             "2_idx.sql": ("-- migrate:up transaction:false\n"
                           "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_v_idx ON t (v);\n"
@@ -298,15 +249,15 @@ class RollbackTest(Base):
         self.assertIs(d["transaction"], False)
 
     def test_production_guard(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         cp = self.pgboot(db, mig, "rollback", env={"PGBOOT_ENV": "production"})
         self.assertExit(cp, 6)
         self.assertIn("--allow-production", cp.stderr)
         self.assertEqual(versions(db), ["1", "2", "3", "4", "5"])
         # Refused before connecting: an unreachable database does not matter.
-        cp = run(["rollback"], env={"DATABASE_URL": common.closed_url(), "PGBOOT_ENV": "production",
+        cp = run(["rollback"], env={"DATABASE_URL": closed_url(), "PGBOOT_ENV": "production",
                                     "PGBOOT_MIGRATIONS_DIR": mig, "PGBOOT_WAIT_TIMEOUT": "20s"})
         self.assertExit(cp, 6)
         self.assertLess(cp.elapsed, 5)
@@ -317,8 +268,8 @@ class RollbackTest(Base):
         self.assertEqual(versions(db), ["1", "2", "3", "4"])
 
     def test_dry_run_prints_the_down_sql_and_changes_nothing(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         cp = self.ok(db, mig, "rollback", "--steps", "2", "--dry-run")
         self.assertLess(cp.stdout.index("DROP TABLE t5;"), cp.stdout.index("DROP TABLE t4;"))
@@ -327,8 +278,8 @@ class RollbackTest(Base):
         self.assertEqual(events(cp.stderr, "lock.acquired"), [])
 
     def test_takes_the_migrate_lock(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         holder, pid = self.hold_lock(db)
         cp = self.pgboot(db, mig, "rollback", "--lock-timeout", "1s")
@@ -342,8 +293,8 @@ class RollbackTest(Base):
         self.assertEqual(versions(db), ["1", "2", "3", "4"])
 
     def test_usage_and_nothing_applied(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, five())
         cp = self.pgboot(db, mig, "rollback")
         self.assertExit(cp, 6)
         self.assertIn("nothing to roll back", cp.stderr)
@@ -354,8 +305,8 @@ class RollbackTest(Base):
         self.assertExit(self.pgboot(db, mig, "down", "--steps", "0"), 2)
 
     def test_refused_while_a_row_is_failed(self):
-        db = self.new_database("rb")
-        mig = self.temp_migrations({
+        db = new_database(self, "rb")
+        mig = temp_migrations(self, {
             "1_t1.sql": simple(1),
             "2_bad.sql": "-- migrate:up transaction:false\nSELECT 1;\nSELECT 1/0;\n",
         })
@@ -370,18 +321,18 @@ class RollbackTest(Base):
 
 class RepairTest(Base):
     def test_transaction_false_failure_fixed_by_hand_then_repaired(self):
-        db = self.new_database("rp")
+        db = new_database(self, "rp")
         uidx = ("-- migrate:up transaction:false\n"
                 "CREATE TABLE IF NOT EXISTS marker (id int);\n"
                 "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_v_key ON t (v);\n")
-        mig = self.temp_migrations({
+        mig = temp_migrations(self, {
             "1_t.sql": "-- migrate:up\nCREATE TABLE t (v int);\nINSERT INTO t VALUES (1), (1), (2);\n",
             "2_uidx.sql": uidx,
         })
         cp = self.pgboot(db, mig, "migrate")
         self.assertExit(cp, 5)
         self.assertIn("23505", cp.stderr)
-        self.assertEqual(history(db)["2"][0], "failed")
+        self.assertEqual(history_rows(db)["2"][0], "failed")
         self.assertEqual(q1(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
                                 "'t_v_key'::regclass"), "f")
         cp = self.pgboot(db, mig, "migrate")
@@ -402,12 +353,12 @@ class RepairTest(Base):
         self.assertExit(cp, 1)
         self.assertIn("version 2 (uidx)", cp.stdout)
         self.assertIn("--yes", cp.stdout)
-        self.assertEqual(history(db)["2"][0], "failed", "without --yes nothing changes")
+        self.assertEqual(history_rows(db)["2"][0], "failed", "without --yes nothing changes")
 
         cp = self.ok(db, mig, "repair", "--yes")
-        self.assertNotIn("2", history(db))
+        self.assertNotIn("2", history_rows(db))
         self.ok(db, mig, "migrate")
-        self.assertEqual(history(db)["2"][0], "applied")
+        self.assertEqual(history_rows(db)["2"][0], "applied")
         self.assertEqual(q1(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
                                 "'t_v_key'::regclass"), "t")
         self.ok(db, mig, "repair")  # nothing left to repair
@@ -434,8 +385,8 @@ class RepairTest(Base):
         self.assertIs(evs[0]["detail"]["transaction"], False)
 
     def test_realigns_checksums_with_old_and_new_values(self):
-        db = self.new_database("rp")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rp")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         old = q1(db, "SELECT checksum FROM pgboot_history WHERE version = '3'")
         with open(mig / "3_t3.sql", "w") as f:
@@ -457,25 +408,25 @@ class RepairTest(Base):
         self.assertEqual(rep[0][1]["new_checksum"], new)
 
     def test_nothing_to_repair_creates_nothing(self):
-        db = self.new_database("rp")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rp")
+        mig = temp_migrations(self, five())
         cp = self.ok(db, mig, "repair", "--yes")
         self.assertIn("nothing to repair", cp.stdout)
         self.assertFalse(table_exists(db, "public.pgboot_history"))
 
     def test_running_row_is_repaired_only_under_the_lock(self):
-        db = self.new_database("rp")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "rp")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate", "--target", "2")
         admin_sql("INSERT INTO pgboot_history (version, name, checksum, status, applied_by, batch) "
                   "VALUES ('3', 't3', 'x', 'running', 'a killed pgboot', 2)", db)
         holder, _ = self.hold_lock(db)
         cp = self.pgboot(db, mig, "repair", "--yes", "--lock-timeout", "1s")
         self.assertExit(cp, 7)
-        self.assertEqual(history(db)["3"][0], "running")
+        self.assertEqual(history_rows(db)["3"][0], "running")
         holder.close()
         self.ok(db, mig, "repair", "--yes")
-        self.assertNotIn("3", history(db))
+        self.assertNotIn("3", history_rows(db))
         self.ok(db, mig, "migrate")
         self.assertEqual(versions(db), ["1", "2", "3", "4", "5"])
 
@@ -484,14 +435,14 @@ class RepairTest(Base):
 
 class BaselineTest(Base):
     def test_adopts_a_database_built_by_plain_sql(self):
-        db = self.new_database("bl")
+        db = new_database(self, "bl")
         admin_sql("CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int);",
                   db)
-        mig = self.temp_migrations(five())
+        mig = temp_migrations(self, five())
         cp = self.ok(db, mig, "baseline", "3")
         self.assertIn("baselined 3 migration(s) up to 3", cp.stdout)
-        self.assertEqual(history(db), {"1": ("applied", 1, "0"), "2": ("applied", 1, "0"),
-                                       "3": ("applied", 1, "0")})
+        self.assertEqual(history_rows(db), {"1": ("applied", 1, "0"), "2": ("applied", 1, "0"),
+                                            "3": ("applied", 1, "0")})
         bl = [(v, d) for e, v, d in audit(db) if e == "baselined"]
         self.assertEqual([v for v, _ in bl], ["1", "2", "3"])
         self.assertEqual(bl[0][1]["baseline"], "3")
@@ -503,8 +454,8 @@ class BaselineTest(Base):
         self.ok(db, mig, "validate")
 
     def test_refuses_when_history_has_rows_unless_forced(self):
-        db = self.new_database("bl")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "bl")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate", "--target", "1")
         cp = self.pgboot(db, mig, "baseline", "3")
         self.assertExit(cp, 6)
@@ -512,7 +463,7 @@ class BaselineTest(Base):
         self.assertEqual(versions(db), ["1"])
         admin_sql("CREATE TABLE t2 (id int); CREATE TABLE t3 (id int);", db)
         self.ok(db, mig, "baseline", "3", "--force")
-        h = history(db)
+        h = history_rows(db)
         self.assertEqual(sorted(h, key=int), ["1", "2", "3"])
         # The row migrate wrote keeps its batch (1); baselined rows get the next
         # one. (Its execution_ms may well be 0 too: a fast CREATE TABLE is.)
@@ -523,8 +474,8 @@ class BaselineTest(Base):
         self.assertIn("nothing to baseline", cp.stdout)
 
     def test_version_must_name_a_file_and_the_lock_is_taken(self):
-        db = self.new_database("bl")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "bl")
+        mig = temp_migrations(self, five())
         self.assertExit(self.pgboot(db, mig, "baseline", "7"), 2)
         self.assertExit(self.pgboot(db, mig, "baseline"), 2)
         self.assertFalse(table_exists(db, "public.pgboot_history"))
@@ -537,13 +488,13 @@ class BaselineTest(Base):
 
 class NewTest(Base):
     def new(self, mig, name, env=None):
-        e = {"PGBOOT_MIGRATIONS_DIR": mig, "DATABASE_URL": common.closed_url(),
+        e = {"PGBOOT_MIGRATIONS_DIR": mig, "DATABASE_URL": closed_url(),
              "PGBOOT_WAIT_TIMEOUT": "20s"}
         e.update(env or {})
         return run(["new", name], env=e)
 
     def test_same_second_gives_different_versions_that_parse(self):
-        mig = self.temp_migrations({})
+        mig = temp_migrations(self, {})
         # Take this second and the next two, with the same name, so `new` has to skip them.
         now = datetime.datetime.now(datetime.timezone.utc)
         sentinel = "-- migrate:up\nSELECT 'mine';\n"
@@ -574,7 +525,7 @@ class NewTest(Base):
         self.assertIn("\n-- migrate:down\n", text)
 
         # Both parse with the project's parser: status lists them as pending.
-        db = self.new_database("nw")
+        db = new_database(self, "nw")
         cp = self.ok(db, mig, "status", "--output", "json")
         states = {m["version"]: m["state"] for m in json.loads(cp.stdout)["migrations"]}
         self.assertEqual(states[va], "pending")
@@ -585,20 +536,20 @@ class NewTest(Base):
         self.assertIn("is not written yet", cp.stderr)
 
     def test_rollback_refuses_an_unwritten_down(self):
-        mig = self.temp_migrations({})
+        mig = temp_migrations(self, {})
         path = self.new(mig, "add_users").stdout.strip()
         with open(path) as f:
             text = f.read()
         with open(path, "w") as f:
             f.write(re.sub(r"DO \$\$.*\$\$;", "CREATE TABLE users (id int);", text))
-        db = self.new_database("nw")
+        db = new_database(self, "nw")
         self.ok(db, mig, "migrate")
         cp = self.pgboot(db, mig, "rollback")
         self.assertExit(cp, 6)
         self.assertIn("has no down section", cp.stderr)
 
     def test_bad_names_and_a_missing_directory(self):
-        mig = self.temp_migrations({})
+        mig = temp_migrations(self, {})
         for name in ("AddUsers", "add-users", "../evil", "add users", ""):
             cp = self.new(mig, name)
             self.assertExit(cp, 2, name)
@@ -616,8 +567,8 @@ class NewTest(Base):
 
 class DoctorTest(Base):
     def test_clean_database(self):
-        db = self.new_database("dr")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "dr")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate", "--target", "3")
         cp = self.ok(db, mig, "doctor", "--output", "json")
         doc = json.loads(cp.stdout)
@@ -636,8 +587,8 @@ class DoctorTest(Base):
         self.assertIn("pending migrations  2", cp.stdout)
 
     def test_idle_transaction_lock_wait_and_invalid_index(self):
-        db = self.new_database("dr")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "dr")
+        mig = temp_migrations(self, five())
         admin_sql("CREATE TABLE locked (id int); CREATE TABLE dup (v int); "
                   "INSERT INTO dup VALUES (1), (1);", db)
         # A failed CREATE UNIQUE INDEX CONCURRENTLY leaves an INVALID index behind.
@@ -646,10 +597,10 @@ class DoctorTest(Base):
                                 "'dup_v_key'::regclass"), "f")
 
         tag = "%d" % os.getpid()
-        holder = PsqlSession(self, db, "holder-" + tag)
+        holder = NamedSession(self, db, "holder-" + tag)
         holder.send("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
         holder_pid = holder.pid()
-        waiter = PsqlSession(self, db, "waiter-" + tag)
+        waiter = NamedSession(self, db, "waiter-" + tag)
         waiter.send("SELECT count(*) FROM locked")
         waiter_pid = waiter.pid()
         wait_until(lambda: q1(db, "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %d"
@@ -695,9 +646,9 @@ class DoctorTest(Base):
         self.assertIn("[invalid_index] index public.dup_v_key", cp.stdout)
 
     def test_long_running_query(self):
-        db = self.new_database("dr")
-        mig = self.temp_migrations(five())
-        s = PsqlSession(self, db, "sleeper-%d" % os.getpid())
+        db = new_database(self, "dr")
+        mig = temp_migrations(self, five())
+        s = NamedSession(self, db, "sleeper-%d" % os.getpid())
         s.send("SELECT pg_sleep(60)")
         pid = s.pid()
         wait_until(lambda: q1(db, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
@@ -710,8 +661,8 @@ class DoctorTest(Base):
         self.assertEqual([(x["kind"], x["pid"]) for x in f], [("long_running", pid)])
 
     def test_history_findings(self):
-        db = self.new_database("dr")
-        mig = self.temp_migrations(five())
+        db = new_database(self, "dr")
+        mig = temp_migrations(self, five())
         self.ok(db, mig, "migrate")
         with open(mig / "2_t2.sql", "w") as f:
             f.write(simple(2).replace("(id int)", "(id bigint)"))

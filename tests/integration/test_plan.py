@@ -21,13 +21,15 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import admin_sql, events, run, url  # noqa: E402
+from harness.server import new_database, url
+from harness.sql import PsqlSession, admin_sql, lit, table_exists
+from harness.proc import run
+from harness.files import temp_dir, temp_migrations
+from harness.logs import events
+from harness.case import PgbootTestCase
+
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -68,10 +70,6 @@ def lock_key_sql(schema, table):
             % (lit(schema), lit(table)))
 
 
-def lit(s):
-    return "'" + str(s).replace("'", "''") + "'"
-
-
 def create_history(db, table='public.pgboot_history', schema=None):
     """The SPEC §5 history table, made by the test (not by pgboot)."""
     sql = ""
@@ -104,19 +102,12 @@ def catalog_snapshot(db):
         "ORDER BY 1, 2", db)
 
 
-def table_exists(db, name):
-    return admin_sql("SELECT to_regclass(%s) IS NOT NULL" % lit(name), db).strip() == "t"
-
-
 def status_json(cp):
     try:
         return json.loads(cp.stdout)
     except ValueError as e:
         raise AssertionError("status --output json printed no JSON (%s):\n%s\n--- stderr ---\n%s"
                              % (e, cp.stdout, cp.stderr)) from None
-
-
-PsqlSession = common.PsqlSession
 
 
 # ---- fixtures -------------------------------------------------------------------------
@@ -133,7 +124,7 @@ ALL_STATES = {"1": "applied", "2": "changed", "3": "missing", "4": "running", "5
               "6": "pending", "7": "applied", "100": "future"}
 
 
-class Base(common.PgbootTestCase):
+class Base(PgbootTestCase):
     def args(self, cmd, db, mig, *extra):
         return [cmd, "--database-url", url(db), "--migrations-dir", mig,
                 "--wait-timeout", "10s"] + list(extra)
@@ -146,8 +137,8 @@ class AllStatesTest(Base):
     """One database in which every state of §7 exists at once."""
 
     def setUp(self):
-        self.db = self.new_database("plan")
-        self.mig = self.temp_migrations({
+        self.db = new_database(self, "plan")
+        self.mig = temp_migrations(self, {
             "1_one.sql": F1, "2_two.sql": F2, "4_four.sql": F4, "5_five.sql": F5,
             "6_six.sql": F6, "7_seven.sql": F7})
         create_history(self.db)
@@ -273,8 +264,8 @@ class AllStatesTest(Base):
 
 class ValidateTest(Base):
     def test_clean_database_validates(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": F1, "7_b.sql": F7})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": F1, "7_b.sql": F7})
         create_history(db)
         insert_row(db, "1", "a", checksum_of(F1))
         cp = run(self.args("validate", db, mig))
@@ -282,8 +273,8 @@ class ValidateTest(Base):
         self.assertNotRegex(cp.stdout + cp.stderr, r"(?i)\berror\b")
 
     def test_future_version_only_warns(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": F1})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": F1})
         create_history(db)
         insert_row(db, "1", "a", checksum_of(F1))
         insert_row(db, "20990101000000", "from_next_release", "b" * 64)
@@ -300,8 +291,8 @@ class ValidateTest(Base):
         self.assertEqual(events(cp.stderr, "lock.acquired"), [])
 
     def test_out_of_order_refused_then_accepted(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": F1, "6_six.sql": F6, "7_b.sql": F7})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": F1, "6_six.sql": F6, "7_b.sql": F7})
         create_history(db)
         insert_row(db, "1", "a", checksum_of(F1))
         insert_row(db, "7", "b", checksum_of(F7))
@@ -323,8 +314,8 @@ class ValidateTest(Base):
         self.assertExit(cp, 0, "once applied, out-of-order is no longer a finding")
 
     def test_deleted_file_above_newest_file_is_future_not_missing(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": F1, "5_e.sql": F5})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": F1, "5_e.sql": F5})
         create_history(db)
         insert_row(db, "1", "a", checksum_of(F1))
         insert_row(db, "3", "c", "c" * 64)   # below the newest file: missing (error)
@@ -339,8 +330,8 @@ class ValidateTest(Base):
 
 class OrderTest(Base):
     def test_versions_order_numerically_and_drop_leading_zeros(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {
             "20260101000000_c.sql": native("CREATE TABLE ord_c (id int);\n"),
             "9_a.sql": native("CREATE TABLE ord_a (id int);\n"),
             "0010_b.sql": native("CREATE TABLE ord_b (id int);\n"),
@@ -363,8 +354,8 @@ class OrderTest(Base):
 
 class NoTableTest(Base):
     def test_reading_history_without_table_creates_nothing(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": F1, "2_b.sql": F2})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": F1, "2_b.sql": F2})
         for table in (None, '"Reader Schema"."Hist"'):
             with self.subTest(history_table=table):
                 extra = ["--history-table", table] if table else []
@@ -399,8 +390,8 @@ class DryRunTest(Base):
     }
 
     def test_dry_run_prints_sql_with_locations_changes_nothing_takes_no_lock(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations(self.FILES)
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, self.FILES)
         before = catalog_snapshot(db)
         # Hold the lock pgboot would take: a dry run must not even try it.
         holder = PsqlSession(self, db)
@@ -428,8 +419,8 @@ class DryRunTest(Base):
         self.assertNotIn("dry_one", cp.stderr.replace(out, ""), "SQL goes to stdout only")
 
     def test_dry_run_prints_only_what_is_pending(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations(self.FILES)
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, self.FILES)
         cp = run(self.args("migrate", db, mig, "--target", "1"))
         self.assertExit(cp, 0)
         before = catalog_snapshot(db)
@@ -454,8 +445,8 @@ class TargetTest(Base):
              "3_c.sql": native("CREATE TABLE tgt_c (id int);\n")}
 
     def test_target_applies_up_to_and_including(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations(self.FILES)
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, self.FILES)
         cp = run(self.args("migrate", db, mig, "--target", "002"))  # canonical form: 2
         self.assertExit(cp, 0)
         self.assertTrue(table_exists(db, "tgt_b"))
@@ -464,8 +455,8 @@ class TargetTest(Base):
                                    "pgboot_history", db).strip(), "1,2")
 
     def test_target_naming_no_file_is_usage_error(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations(self.FILES)
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, self.FILES)
         before = catalog_snapshot(db)
         for target in ("4", "0", "abc", "2x", "-1"):
             with self.subTest(target=target):
@@ -478,16 +469,16 @@ class TargetTest(Base):
 
     def test_empty_target_is_usage_error(self):
         # `--target ""` names no migration file either (SPEC §1): it must not mean "all".
-        db = self.new_database("plan")
-        mig = self.temp_migrations(self.FILES)
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, self.FILES)
         before = catalog_snapshot(db)
         cp = run(self.args("migrate", db, mig, "--target", ""))
         self.assertExit(cp, 2)
         self.assertNothingChanged(db, before, "migrate --target ''")
 
     def test_target_at_or_below_newest_applied_is_a_notice(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations(self.FILES)
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, self.FILES)
         self.assertExit(run(self.args("migrate", db, mig, "--target", "2")), 0)
         before = catalog_snapshot(db)
         for target in ("2", "1"):
@@ -508,8 +499,8 @@ class TargetTest(Base):
 
 class ParseErrorTest(Base):
     def test_parse_errors_exit_8_name_file_line_apply_nothing(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {
             "1_good.sql": native("CREATE TABLE parse_good (id int);\n"),
             # line 1 marker, 2 statement, 3 an unterminated quote opens
             "2_quote.sql": native("CREATE TABLE parse_q (id int);\nSELECT 'never closed;\n"),
@@ -538,16 +529,16 @@ class ParseErrorTest(Base):
         self.assertFalse(table_exists(db, "parse_good"))
 
     def test_missing_directory_exit_8(self):
-        db = self.new_database("plan")
-        missing = os.path.join(str(self.temp_dir()), "nope")
+        db = new_database(self, "plan")
+        missing = os.path.join(str(temp_dir(self)), "nope")
         cp = run(self.args("migrate", db, missing))
         self.assertExit(cp, 8)
         self.assertIn(missing, cp.stderr)
 
     def test_version_collision_exit_8(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": native("SELECT 1;\n"),
-                                    "001_b.sql": native("SELECT 2;\n")})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": native("SELECT 1;\n"),
+                                     "001_b.sql": native("SELECT 2;\n")})
         cp = run(self.args("status", db, mig))
         self.assertExit(cp, 8)
         self.assertIn("001_b.sql", cp.stderr + cp.stdout)
@@ -557,11 +548,11 @@ class CustomHistoryTableTest(Base):
     TABLE = '"Custom Schema"."Hist"'
 
     def test_custom_history_table_end_to_end(self):
-        db = self.new_database("plan")
+        db = new_database(self, "plan")
         files = {"1_a.sql": native("CREATE TABLE cust_a (id int);\n"),
                  "2_b.sql": native("CREATE TABLE cust_b (id int);\n"),
                  "3_c.sql": native("CREATE TABLE cust_c (id int);\n")}
-        mig = self.temp_migrations(files)
+        mig = temp_migrations(self, files)
         # A history the test wrote, in the custom table.
         create_history(db, table=self.TABLE, schema='"Custom Schema"')
         admin_sql('CREATE TABLE "Custom Schema"."Hist_log" (id bigserial PRIMARY KEY, '
@@ -613,8 +604,8 @@ class CustomHistoryTableTest(Base):
         self.assertGreater(evs[0]["id"], evs[1]["id"])
 
     def test_custom_table_created_by_migrate(self):
-        db = self.new_database("plan")
-        mig = self.temp_migrations({"1_a.sql": native("CREATE TABLE cust_x (id int);\n")})
+        db = new_database(self, "plan")
+        mig = temp_migrations(self, {"1_a.sql": native("CREATE TABLE cust_x (id int);\n")})
         cp = run(self.args("migrate", db, mig, "--history-table", self.TABLE))
         self.assertExit(cp, 0)
         self.assertTrue(table_exists(db, self.TABLE))

@@ -9,14 +9,16 @@ import subprocess
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import pg, pgboot_bin, run  # noqa: E402
+from harness.server import new_database, pg, url
+from harness.proc import is_root, pgboot_bin, run
+from harness.files import temp_dir
+from harness.case import PgbootTestCase, skip_loudly
+
 
 MAX_STRIPPED_BYTES = 8 * 1000 * 1000  # "under 8 MB", read strictly
 
 
-class StaticBinaryTest(common.PgbootTestCase):
+class StaticBinaryTest(PgbootTestCase):
     def test_file_says_statically_linked(self):
         out = subprocess.run(["file", "-b", pgboot_bin()], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, check=True).stdout
@@ -25,7 +27,7 @@ class StaticBinaryTest(common.PgbootTestCase):
         self.assertNotIn("dynamically linked", out)
 
     def test_stripped_size_under_8mb(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         copy = os.path.join(d.path, "pgboot")
         shutil.copy2(pgboot_bin(), copy)
         subprocess.run(["strip", copy], check=True)
@@ -34,14 +36,14 @@ class StaticBinaryTest(common.PgbootTestCase):
         self.assertLess(size, MAX_STRIPPED_BYTES)
 
 
-class ScratchRootTest(common.PgbootTestCase):
+class ScratchRootTest(PgbootTestCase):
     """chroot into a directory holding only /pgboot and /etc/hosts."""
 
     def setUp(self):
-        if not common.is_root():
-            common.skip_loudly(self, "chroot needs root; run this suite as root to check "
-                                     "that the binary works FROM scratch")
-        self.root = self.temp_dir()
+        if not is_root():
+            skip_loudly(self, "chroot needs root; run this suite as root to check "
+                        "that the binary works FROM scratch")
+        self.root = temp_dir(self)
         os.chmod(self.root.path, 0o755)
         shutil.copy2(pgboot_bin(), os.path.join(self.root.path, "pgboot"))
         self.root.write("etc/hosts", "127.0.0.1 localhost\n")
@@ -56,8 +58,8 @@ class ScratchRootTest(common.PgbootTestCase):
         self.assertRegex(cp.stdout, r"^pgboot \d+\.\d+\.\d+")
 
     def test_wait_resolves_localhost_in_scratch_root(self):
-        db = self.new_database()
-        target = common.url(db, host="localhost")
+        db = new_database(self)
+        target = url(db, host="localhost")
         self.assertIn("@localhost:%d/" % pg()["port"], target)
         cp = self.chroot_run(["wait", "--database-url", target, "--wait-timeout", "10s"])
         self.assertExit(cp, 0)
@@ -65,8 +67,8 @@ class ScratchRootTest(common.PgbootTestCase):
 
     def test_unresolvable_host_is_transient_in_scratch_root(self):
         # No DNS in the root: a name that does not resolve is retried, then exit 3.
-        db = self.new_database()
-        target = common.url(db, host="db.invalid")
+        db = new_database(self)
+        target = url(db, host="db.invalid")
         cp = self.chroot_run(["wait", "--database-url", target, "--wait-timeout", "500ms"])
         self.assertExit(cp, 3)
 

@@ -18,9 +18,14 @@ import time
 import unittest
 import urllib.parse
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import PASSWORD, USER, closed_url, events, parse_json_lines, run, url  # noqa: E402
+from harness.server import (PASSWORD, USER, closed_url, conninfo, drop_database, new_cluster,
+                            new_database, new_role, pg, url)
+from harness.sql import admin_sql, quote_ident
+from harness.proc import clean_env, run, spawn, wait_for_line
+from harness.files import temp_dir
+from harness.logs import events, parse_json_lines
+from harness.case import PgbootTestCase
+
 
 # A wrong password full of characters that URIs percent-encode and that
 # redaction code tends to trip over.
@@ -43,11 +48,11 @@ class blackhole:
         self.sock.close()
 
 
-class Base(common.PgbootTestCase):
+class Base(PgbootTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.db = common.new_database(prefix="waitrun")
-        cls.addClassCleanup(common.drop_database, cls.db)
+        cls.db = new_database(prefix="waitrun")
+        cls.addClassCleanup(drop_database, cls.db)
 
     def wait_args(self, *extra, db=None, timeout="10s"):
         return ["wait", "--database-url", url(db or self.db), "--wait-timeout", timeout] + list(extra)
@@ -71,14 +76,14 @@ class WaitTest(Base):
             self.assertRegex(cp.stderr, r"\bwait\.ready\b")
         with self.subTest("key=value"):
             cp = run(["wait", "--wait-timeout", "10s",
-                      "--database-url", common.conninfo(self.db)])
+                      "--database-url", conninfo(self.db)])
             self.assertExit(cp, 0)
             self.assertNoSecrets(cp.stderr)
 
     def test_proceeds_within_500ms_of_server_accepting(self):
-        cluster = self.new_cluster()
-        p = self.spawn(["wait", "--database-url", cluster.url("postgres"),
-                        "--wait-timeout", "30s", "--log-level", "debug"])
+        cluster = new_cluster(self)
+        p = spawn(["wait", "--database-url", cluster.url("postgres"),
+                   "--wait-timeout", "30s", "--log-level", "debug"], test=self)
         p.wait_for_line(r"\bwait\.retry\b", timeout=10)  # it is really waiting
         time.sleep(max(0.0, 2.0 - (time.monotonic() - p.started_at)))  # the server comes ~2 s later
 
@@ -120,7 +125,7 @@ class WaitTest(Base):
 
     def test_wrong_password_in_keyvalue_and_query_forms_is_redacted(self):
         forms = {
-            "key=value": common.conninfo(self.db, password=WRONG_PASSWORD),
+            "key=value": conninfo(self.db, password=WRONG_PASSWORD),
             "?password=": url(self.db, password="") + "?" + urllib.parse.urlencode(
                 {"password": WRONG_PASSWORD}),
         }
@@ -146,9 +151,9 @@ class WaitTest(Base):
         self.assertNoSecrets(cp.stderr)
 
     def test_insufficient_privilege_exit_4(self):
-        db = self.new_database()
-        common.admin_sql("REVOKE CONNECT ON DATABASE %s FROM PUBLIC" % common.quote_ident(db))
-        role = self.new_role(password="R0le-Pw!")
+        db = new_database(self)
+        admin_sql("REVOKE CONNECT ON DATABASE %s FROM PUBLIC" % quote_ident(db))
+        role = new_role(self, password="R0le-Pw!")
         cp = run(["wait", "--wait-timeout", "30s",
                   "--database-url", url(db, user=role, password="R0le-Pw!")])
         self.assertExit(cp, 4)
@@ -163,7 +168,7 @@ class WaitTest(Base):
 
     def test_too_many_connections_is_retried_with_its_own_cap(self):
         # A role's CONNECTION LIMIT answers 53300, like a full server.
-        role = self.new_role(password="R0le-Pw!", options="LOGIN CONNECTION LIMIT 0")
+        role = new_role(self, password="R0le-Pw!", options="LOGIN CONNECTION LIMIT 0")
         cp = run(["wait", "--wait-timeout", "1500ms", "--wait-max-interval", "300ms",
                   "--log-level", "debug", "--database-url", url(self.db, user=role, password="R0le-Pw!")])
         self.assertExit(cp, 3, "53300 is transient, not fatal")
@@ -188,7 +193,7 @@ class WaitTest(Base):
     def test_unresolvable_host_and_missing_socket_are_transient(self):
         cases = {
             "unresolvable host": ({}, ["--database-url", url(self.db, host="no-such-host.invalid")]),
-            "missing Unix socket": ({"PGHOST": self.temp_dir().path, "PGPORT": "5999",
+            "missing Unix socket": ({"PGHOST": temp_dir(self).path, "PGPORT": "5999",
                                      "PGUSER": USER, "PGDATABASE": self.db}, []),
         }
         for name, (env, args) in cases.items():
@@ -198,19 +203,19 @@ class WaitTest(Base):
                 self.assertGreaterEqual(cp.elapsed, 0.45)
 
     def test_libpq_environment_when_no_url(self):
-        info = common.pg()
+        info = pg()
         cp = run(["wait", "--wait-timeout", "10s"],
                  env={"PGHOST": info["socket_dir"], "PGPORT": info["port"], "PGUSER": USER,
                       "PGDATABASE": self.db})
         self.assertExit(cp, 0)
 
     def test_sets_application_name(self):
-        db = self.new_database()
+        db = new_database(self)
         cp = run(["wait", "--wait-timeout", "10s", "--database-url", url(db)])
         self.assertExit(cp, 0)
-        common.wait_for_line(common.pg()["log_file"],
-                             r"connection authorized: user=%s database=%s application_name=pgboot@%s\b"
-                             % (USER, db, re.escape(socket.gethostname())), timeout=5)
+        wait_for_line(pg()["log_file"],
+                      r"connection authorized: user=%s database=%s application_name=pgboot@%s\b"
+                      % (USER, db, re.escape(socket.gethostname())), timeout=5)
 
     def test_attempt_never_runs_past_the_deadline(self):
         # A server that accepts TCP and never answers: the attempt itself must
@@ -256,7 +261,7 @@ class RunModeTest(Base):
                 self.assertIn(app, cp.stderr)
 
     def test_app_not_executable_126(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         script = d.write("app.sh", "#!/bin/sh\nexit 0\n", mode=0o644)
         for app in [script, d.path]:
             with self.subTest(app=app):
@@ -273,15 +278,15 @@ class RunModeTest(Base):
         self.assertEqual(json.loads(cp.stdout), args)
 
     def test_environment_reaches_app_unchanged(self):
-        env = common.clean_env({"DATABASE_URL": url(self.db), "PGBOOT_EXTRA": "a b=c $HOME ☃",
-                                "EMPTY_VAR": "", "PGBOOT_LOG_LEVEL": "debug"})
+        env = clean_env({"DATABASE_URL": url(self.db), "PGBOOT_EXTRA": "a b=c $HOME ☃",
+                         "EMPTY_VAR": "", "PGBOOT_LOG_LEVEL": "debug"})
         cp = self.run_app(["env", "-0"], env=env)
         self.assertExit(cp, 0)
         got = dict(item.split("=", 1) for item in cp.stdout.split("\0") if item)
         self.assertEqual(got, env)
 
     def test_failed_wait_does_not_start_app(self):
-        marker = os.path.join(self.temp_dir().path, "started")
+        marker = os.path.join(temp_dir(self).path, "started")
         cp = self.run_app(["sh", "-c", "touch '%s'" % marker],
                           env={"DATABASE_URL": url(self.db, password=WRONG_PASSWORD)})
         self.assertExit(cp, 4)
@@ -290,8 +295,8 @@ class RunModeTest(Base):
 
 class SignalTest(Base):
     def assertSignalExit(self, signo, code):
-        p = self.spawn(["wait", "--database-url", closed_url(self.db), "--wait-timeout", "60s",
-                        "--log-level", "debug"])
+        p = spawn(["wait", "--database-url", closed_url(self.db), "--wait-timeout", "60s",
+                   "--log-level", "debug"], test=self)
         p.wait_for_line(r"\bwait\.retry\b", timeout=10)
         sent = time.monotonic()
         p.send_signal(signo)
@@ -307,8 +312,8 @@ class SignalTest(Base):
 
     def test_sigterm_during_a_connection_attempt_exit_143(self):
         with blackhole() as (port, sock):
-            p = self.spawn(["wait", "--database-url", url(self.db, port=port),
-                            "--wait-timeout", "60s"])
+            p = spawn(["wait", "--database-url", url(self.db, port=port),
+                       "--wait-timeout", "60s"], test=self)
             sock.settimeout(10)
             conn, _ = sock.accept()  # pgboot is inside an attempt, waiting for an answer
             self.addCleanup(conn.close)
@@ -357,7 +362,7 @@ class LogTest(Base):
 
 class ConfigTest(Base):
     def toml(self, text):
-        return self.temp_dir().write("pgboot.toml", text)
+        return temp_dir(self).write("pgboot.toml", text)
 
     def assertTimesOutAfter(self, cp, low, high):
         self.assertExit(cp, 3)
@@ -384,7 +389,7 @@ class ConfigTest(Base):
             cp = run(["wait", "--database-url", dead], env={"PGBOOT_CONFIG": short}, timeout=15)
             self.assertTimesOutAfter(cp, 0.25, 2.0)
         with self.subTest("./pgboot.toml is read when present"):
-            d = self.temp_dir()
+            d = temp_dir(self)
             d.write("pgboot.toml", '[wait]\ntimeout = "300ms"\n')
             cp = run(["wait", "--database-url", dead], cwd=d.path, timeout=15)
             self.assertTimesOutAfter(cp, 0.25, 2.0)
@@ -421,7 +426,7 @@ class ConfigTest(Base):
         self.assertExit(cp, 0)
 
     def test_database_url_and_file_both_set_exit_2(self):
-        f = self.temp_dir().write("url", url(self.db) + "\n")
+        f = temp_dir(self).write("url", url(self.db) + "\n")
         cp = run(["wait", "--wait-timeout", "10s"],
                  env={"DATABASE_URL": url(self.db), "DATABASE_URL_FILE": f})
         self.assertExit(cp, 2)
@@ -429,7 +434,7 @@ class ConfigTest(Base):
         self.assertNoSecrets(cp.stderr)
 
     def test_database_url_file_with_trailing_newline(self):
-        f = self.temp_dir().write("url", url(self.db) + "\n")
+        f = temp_dir(self).write("url", url(self.db) + "\n")
         cp = run(["wait", "--wait-timeout", "10s"], env={"DATABASE_URL_FILE": f})
         self.assertExit(cp, 0)
         self.assertRegex(cp.stderr, r"\bwait\.ready\b")
@@ -476,7 +481,7 @@ class ConfigTest(Base):
 
 class TerminationLogTest(Base):
     def test_written_on_failure_without_password(self):
-        path = self.temp_dir().write("termination-log", "")
+        path = temp_dir(self).write("termination-log", "")
         cp = run(["wait", "--wait-timeout", "30s", "--termination-log", path,
                   "--database-url", url(self.db, password=WRONG_PASSWORD)])
         self.assertExit(cp, 4)
@@ -488,7 +493,7 @@ class TerminationLogTest(Base):
         self.assertNoSecrets(content)
 
     def test_not_created_when_missing(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         path = os.path.join(d.path, "termination-log")
         cp = run(["wait", "--wait-timeout", "30s", "--database-url",
                   url(self.db, password=WRONG_PASSWORD)], env={"PGBOOT_TERMINATION_LOG": path})

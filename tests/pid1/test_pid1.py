@@ -23,10 +23,13 @@ import sys
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "harness"))
-import common  # noqa: E402
+from harness.server import closed_url, url
+from harness.proc import clean_env, is_root, pgboot_bin, quiet_cwd, run, spawn, wait_until
+from harness.files import temp_dir
+from harness.logs import events
+from harness.case import PgbootTestCase, skip_loudly
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 APPS = os.path.join(HERE, "apps")
 PY = sys.executable
 # --kill-child: when unshare dies (a test's cleanup kills it), PID 1 of the
@@ -37,18 +40,6 @@ SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 
 
 # ---- helpers ------------------------------------------------------------------------
-
-def poll_until(what, predicate, timeout=10, interval=0.005):
-    """Returns predicate()'s first truthy value; AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
 
 def read(path):
     try:
@@ -90,7 +81,7 @@ def ns_init_pid(unshare_pid, timeout=10):
             if kids:
                 return int(kids[0])
         return None
-    return poll_until("unshare's child", child, timeout)
+    return wait_until(child, timeout, "unshare's child", interval=0.005)
 
 
 def wait_handling_signals(pid, binary, timeout=10):
@@ -101,7 +92,8 @@ def wait_handling_signals(pid, binary, timeout=10):
             return False
         blk = proc_status(pid).get("SigBlk")
         return blk is not None and int(blk, 16) & SIGTERM_BIT
-    poll_until("pid %d to run %s with signals blocked" % (pid, binary), ready, timeout)
+    wait_until(ready, timeout, "pid %d to run %s with signals blocked" % (pid, binary),
+               interval=0.005)
 
 
 def namespace_processes(init_pid, with_argv=False):
@@ -131,22 +123,22 @@ def alive(pid):
     return bool(text) and text[text.rindex(")") + 2] not in "ZX"
 
 
-class Pid1Case(common.PgbootTestCase):
+class Pid1Case(PgbootTestCase):
     """Runs pgboot as PID 1 (or not) against the shared server."""
 
     def setUp(self):
-        if not common.is_root():
-            common.skip_loudly(self, "needs root: unshare --pid, chroot, mknod")
+        if not is_root():
+            skip_loudly(self, "needs root: unshare --pid, chroot, mknod")
 
     def env(self, **extra):
-        e = {"DATABASE_URL": common.url("postgres"), "PGBOOT_LOG_LEVEL": "debug"}
+        e = {"DATABASE_URL": url("postgres"), "PGBOOT_LOG_LEVEL": "debug"}
         e.update(extra)
         return e
 
     def run_pid1(self, args, env=None, timeout=30, **kw):
         """`unshare ... pgboot ARGS` to completion -> CompletedProcess."""
-        return common.run(UNSHARE[1:] + [common.pgboot_bin()] + list(args),
-                          env=env or self.env(), timeout=timeout, binary=UNSHARE[0], **kw)
+        return run(UNSHARE[1:] + [pgboot_bin()] + list(args),
+                   env=env or self.env(), timeout=timeout, binary=UNSHARE[0], **kw)
 
     def spawn_pid1(self, args, env=None, root=None, **kw):
         """Starts `unshare ... pgboot ARGS` (or /pgboot in chroot `root`) and returns
@@ -155,15 +147,15 @@ class Pid1Case(common.PgbootTestCase):
             cmd = UNSHARE[1:] + [CHROOT, root, "/pgboot"] + list(args)
             binary = os.path.join(root, "pgboot")
         else:
-            cmd = UNSHARE[1:] + [common.pgboot_bin()] + list(args)
-            binary = common.pgboot_bin()
-        p = common.spawn(cmd, env=env or self.env(), test=self, binary=UNSHARE[0], **kw)
+            cmd = UNSHARE[1:] + [pgboot_bin()] + list(args)
+            binary = pgboot_bin()
+        p = spawn(cmd, env=env or self.env(), test=self, binary=UNSHARE[0], **kw)
         pid = ns_init_pid(p.pid)
         wait_handling_signals(pid, binary)
         return p, pid
 
     def assertEvents(self, cp, name, n=None):
-        evs = common.events(cp.stderr, name)
+        evs = events(cp.stderr, name)
         if n is not None and len(evs) != n:
             self.fail("expected %d %s events, got %d:\n%s" % (n, name, len(evs), cp.stderr))
         return evs
@@ -200,7 +192,7 @@ class ExitCodes(Pid1Case):
                 self.assertEqual(ev["signal"], sig.name)
 
     def test_app_that_cannot_be_executed_gives_127_or_126_in_both_modes(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         not_exec = d.write("not-executable", "#!/bin/sh\nexit 0\n", mode=0o644)
         for mode in ([], ["--init"]):
             for app, code in (("/nonexistent/app", 127), ("no-such-app-on-path", 127),
@@ -218,9 +210,9 @@ class ExitCodes(Pid1Case):
 class Forwarding(Pid1Case):
 
     def start_recorder(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         p, pid = self.spawn_pid1(["--init", "--", PY, os.path.join(APPS, "sigrecorder.py"), d])
-        poll_until("APP's handlers", lambda: os.path.exists(d / "ready"))
+        wait_until(lambda: os.path.exists(d / "ready"), 10, "APP's handlers", interval=0.005)
         return d, p, pid
 
     def test_sigterm_to_pid1_reaches_app_which_exits_0(self):
@@ -239,7 +231,8 @@ class Forwarding(Pid1Case):
             os.kill(pid, sig)
             sent.append(sig.name)
             expected = "".join(s + "\n" for s in sent)
-            poll_until("%s at APP" % sig.name, lambda: read(d / "signals") == expected, 5)
+            wait_until(lambda: read(d / "signals") == expected, 5, "%s at APP" % sig.name,
+                       interval=0.005)
         self.assertTrue(p.poll() is None, "pgboot ended on a forwarded signal")
         os.kill(pid, signal.SIGTERM)
         cp = p.finish(timeout=10)
@@ -248,10 +241,10 @@ class Forwarding(Pid1Case):
 
     def test_app_ignoring_sigterm_keeps_running(self):
         # pgboot forwards and lets APP decide, as tini does; it does not end APP itself.
-        d = self.temp_dir()
+        d = temp_dir(self)
         script = "trap '' TERM; echo > %s/ready; while [ ! -e %s/stop ]; do sleep 0.02; done; exit 6"
         p, pid = self.spawn_pid1(["--init", "--", "sh", "-c", script % (d, d)])
-        poll_until("APP ready", lambda: os.path.exists(d / "ready"))
+        wait_until(lambda: os.path.exists(d / "ready"), 10, "APP ready", interval=0.005)
         os.kill(pid, signal.SIGTERM)
         p.wait_for_line(r"init\.forwarded .*signal=SIGTERM")
         self.assertIsNone(p.poll())
@@ -264,19 +257,20 @@ class Forwarding(Pid1Case):
 class Reaping(Pid1Case):
 
     def test_hundred_orphans_exiting_at_once_leave_no_zombie(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         p, pid = self.spawn_pid1(["--init", "--", PY, os.path.join(APPS, "orphans.py"), "100", d])
-        released = poll_until("orphans released", lambda: read(d / "released"), 60)
+        released = wait_until(lambda: read(d / "released"), 60, "orphans released", interval=0.005)
         orphans = set(released.split())
         self.assertEqual(len(orphans), 100)
 
         # Once the orphans have exited, only pgboot and APP may be left: a zombie
         # would still be listed (state Z) until pgboot reaps it.
-        poll_until("only pgboot and APP in the namespace",
-                   lambda: len(namespace_processes(pid)) == 2, 5)
+        wait_until(lambda: len(namespace_processes(pid)) == 2, 5,
+                   "only pgboot and APP in the namespace", interval=0.005)
         # Every orphan was reaped by pgboot (debug event init.reaped, pids as the namespace sees them).
-        poll_until("100 init.reaped events", lambda: orphans <= {
-            e["pid"] for e in common.events(p.err.text(), "init.reaped")}, 5)
+        wait_until(lambda: orphans <= {
+            e["pid"] for e in events(p.err.text(), "init.reaped")}, 5, "100 init.reaped events",
+            interval=0.005)
         self.assertNotIn("Z", [s for _, s in namespace_processes(pid)])
         os.kill(pid, signal.SIGTERM)
         self.assertExit(p.finish(timeout=10), 143)  # APP has no SIGTERM handler
@@ -292,12 +286,12 @@ GRANDCHILD_IGNORING_TERM = (
 class Leftovers(Pid1Case):
 
     def test_grandchild_ignoring_sigterm_is_killed_after_grace(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         cp = self.run_pid1(["--init", "--init-grace", "1s", "--", "sh", "-c",
                             GRANDCHILD_IGNORING_TERM.format(d=d)])
         self.assertExit(cp, 3)
         gc = read(d / "pid").strip()
-        evs = common.events(cp.stderr)
+        evs = events(cp.stderr)
         names = [e.get("event") for e in evs]
         exit_i = names.index("init.child_exit")
         term = next(e for e in evs[exit_i:] if e.get("event") == "init.leftovers")
@@ -325,7 +319,7 @@ class Leftovers(Pid1Case):
         self.assertEvents(cp, "init.leftovers", 0)
 
     def test_sigterm_during_the_grace_period_kills_at_once(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         p, pid = self.spawn_pid1(["--init", "--init-grace", "60s", "--", "sh", "-c",
                                   GRANDCHILD_IGNORING_TERM.format(d=d)])
         p.wait_for_line(r"init\.leftovers .*signal=SIGTERM")
@@ -341,10 +335,10 @@ class Leftovers(Pid1Case):
         stranger = subprocess.Popen(["sleep", "1000"])
         self.addCleanup(stranger.wait)
         self.addCleanup(stranger.kill)
-        d = self.temp_dir()
+        d = temp_dir(self)
         self.addCleanup(kill_listed, d, "b", "c")  # should the test fail half-way
-        p = self.spawn(["--init", "--init-grace", "1s", "--", PY,
-                        os.path.join(APPS, "leftovers.py"), d, "4"], env=self.env())
+        p = spawn(["--init", "--init-grace", "1s", "--", PY,
+                   os.path.join(APPS, "leftovers.py"), d, "4"], env=self.env(), test=self)
         cp = p.finish(timeout=20)
         self.assertExit(cp, 4)
         start = self.assertEvents(cp, "init.start", 1)[0]
@@ -383,7 +377,7 @@ def ts(event):
 class WaitingPid1(Pid1Case):
 
     def test_sigterm_while_waiting_for_a_server_that_never_comes(self):
-        env = self.env(DATABASE_URL=common.closed_url(), PGBOOT_WAIT_TIMEOUT="60s")
+        env = self.env(DATABASE_URL=closed_url(), PGBOOT_WAIT_TIMEOUT="60s")
         p, pid = self.spawn_pid1(["--init", "--", "sh", "-c", "exit 0"], env=env)
         p.wait_for_line(r"wait\.retry")
         t0 = time.monotonic()
@@ -396,10 +390,11 @@ class WaitingPid1(Pid1Case):
     def test_contrast_a_shell_script_as_pid1_ignores_sigterm(self):
         # The kernel drops a signal to a namespace's init that has no handler
         # for it: a plain script as PID 1 cannot be stopped with SIGTERM.
-        p = common.spawn(UNSHARE[1:] + ["sh", "-c", "while :; do sleep 0.05; done"],
-                         binary=UNSHARE[0], test=self)
+        p = spawn(UNSHARE[1:] + ["sh", "-c", "while :; do sleep 0.05; done"],
+                  binary=UNSHARE[0], test=self)
         pid = ns_init_pid(p.pid)
-        poll_until("sh as PID 1", lambda: same_file("/proc/%d/exe" % pid, "/bin/sh"))
+        wait_until(lambda: same_file("/proc/%d/exe" % pid, "/bin/sh"), 10, "sh as PID 1",
+                   interval=0.005)
         os.kill(pid, signal.SIGTERM)
         with self.assertRaises(subprocess.TimeoutExpired):
             p.wait(1.0)
@@ -420,8 +415,8 @@ class SignalState(Pid1Case):
 
     def test_inherited_ignore_stays_and_nothing_stays_blocked_in_both_modes(self):
         pre = self.ignore(signal.SIGINT)
-        base = common.run(UNSHARE[1:] + ["cat", "/proc/self/status"], binary=UNSHARE[0],
-                          preexec_fn=pre)
+        base = run(UNSHARE[1:] + ["cat", "/proc/self/status"], binary=UNSHARE[0],
+                   preexec_fn=pre)
         base_blk, base_ign = sig_fields(base.stdout)
         self.assertEqual(base_blk, 0)
         self.assertTrue(base_ign & bit(signal.SIGINT))
@@ -440,10 +435,10 @@ class SignalState(Pid1Case):
         # for itself and APP still inherits the ignore. (unshare --fork needs SIGCHLD,
         # so this runs without a namespace.)
         pre = self.ignore(signal.SIGCHLD, signal.SIGINT)
-        cp = common.run(["--init", "--", "sh", "-c", "exit 9"], env=self.env(), preexec_fn=pre)
+        cp = run(["--init", "--", "sh", "-c", "exit 9"], env=self.env(), preexec_fn=pre)
         self.assertExit(cp, 9)
-        cp = common.run(["--init", "--", "cat", "/proc/self/status"], env=self.env(),
-                        preexec_fn=pre)
+        cp = run(["--init", "--", "cat", "/proc/self/status"], env=self.env(),
+                 preexec_fn=pre)
         self.assertExit(cp, 0)
         blk, ign = sig_fields(cp.stdout)
         self.assertEqual(blk, 0)
@@ -451,9 +446,9 @@ class SignalState(Pid1Case):
                          bit(signal.SIGCHLD) | bit(signal.SIGINT))
 
     def test_pgboot_ignores_ttin_ttou_and_blocks_what_it_handles(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         p, pid = self.spawn_pid1(["--init", "--", PY, os.path.join(APPS, "sigrecorder.py"), d])
-        poll_until("APP ready", lambda: os.path.exists(d / "ready"))
+        wait_until(lambda: os.path.exists(d / "ready"), 10, "APP ready", interval=0.005)
         st = proc_status(pid)
         ign, blk = int(st["SigIgn"], 16), int(st["SigBlk"], 16)
         self.assertEqual(ign & (bit(signal.SIGTTIN) | bit(signal.SIGTTOU)),
@@ -480,7 +475,7 @@ class Terminal(Pid1Case):
             import termios
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         p = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=common.clean_env(self.env()), cwd=common.quiet_cwd(),
+                             env=clean_env(self.env()), cwd=quiet_cwd(),
                              start_new_session=True, preexec_fn=controlling_tty, text=True)
         os.close(slave)
         try:
@@ -491,8 +486,8 @@ class Terminal(Pid1Case):
         return p.returncode, out, err
 
     def test_app_gets_own_group_and_the_foreground(self):
-        d = self.temp_dir()
-        rc, _, err = self.run_on_pty([common.pgboot_bin(), "--init", "--", PY,
+        d = temp_dir(self)
+        rc, _, err = self.run_on_pty([pgboot_bin(), "--init", "--", PY,
                                       os.path.join(APPS, "ttyinfo.py"), d / "info"])
         self.assertEqual(rc, 0, err)
         info = json.loads(read(d / "info"))
@@ -500,7 +495,7 @@ class Terminal(Pid1Case):
         self.assertEqual(info["foreground"], info["pid"])
 
     def test_pgboot_in_the_background_does_not_steal_the_terminal(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         # A session leader (like a shell) starts pgboot in a background process group.
         wrapper = ("import os, sys\n"
                    "pid = os.fork()\n"
@@ -509,7 +504,7 @@ class Terminal(Pid1Case):
                    "    os.execv(sys.argv[1], sys.argv[1:])\n"
                    "print(os.getpgrp(), flush=True)\n"
                    "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n")
-        rc, out, err = self.run_on_pty([PY, "-c", wrapper, common.pgboot_bin(), "--init", "--",
+        rc, out, err = self.run_on_pty([PY, "-c", wrapper, pgboot_bin(), "--init", "--",
                                         PY, os.path.join(APPS, "ttyinfo.py"), d / "info"])
         self.assertEqual(rc, 0, err)
         info = json.loads(read(d / "info"))
@@ -517,7 +512,7 @@ class Terminal(Pid1Case):
         self.assertEqual(info["foreground"], int(out.split()[0]))
 
     def test_without_terminal_app_still_leads_its_own_group(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         cp = self.run_pid1(["--init", "--", PY, os.path.join(APPS, "ttyinfo.py"), d / "info"])
         self.assertExit(cp, 0)
         info = json.loads(read(d / "info"))
@@ -532,9 +527,9 @@ class ScratchRoot(Pid1Case):
 
     def make_root(self):
         if not os.path.exists("/bin/busybox"):
-            common.skip_loudly(self, "no /bin/busybox (Debian package busybox-static)")
-        root = self.temp_dir()
-        shutil.copy2(common.pgboot_bin(), root / "pgboot")
+            skip_loudly(self, "no /bin/busybox (Debian package busybox-static)")
+        root = temp_dir(self)
+        shutil.copy2(pgboot_bin(), root / "pgboot")
         root.write("etc/hosts", "127.0.0.1 localhost\n::1 localhost\n")
         os.makedirs(root / "bin")
         shutil.copy2("/bin/busybox", root / "bin/busybox")
@@ -542,15 +537,15 @@ class ScratchRoot(Pid1Case):
         os.makedirs(root / "dev")
         os.mknod(root / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         # localhost is resolved from /etc/hosts by the static binary itself.
-        return root, self.env(DATABASE_URL=common.url("postgres", host="localhost"))
+        return root, self.env(DATABASE_URL=url("postgres", host="localhost"))
 
     def test_exit_codes_in_both_modes(self):
         root, env = self.make_root()
         for mode in ([], ["--init"]):
             with self.subTest(mode=mode):
-                cp = common.run(UNSHARE[1:] + [CHROOT, root.path, "/pgboot"] + mode +
-                                ["--", "/bin/busybox", "sh", "-c", "echo $$ > /ran; exit 7"],
-                                env=env, binary=UNSHARE[0])
+                cp = run(UNSHARE[1:] + [CHROOT, root.path, "/pgboot"] + mode +
+                         ["--", "/bin/busybox", "sh", "-c", "echo $$ > /ran; exit 7"],
+                         env=env, binary=UNSHARE[0])
                 self.assertExit(cp, 7)
                 self.assertEqual(read(root / "ran").strip(), "2" if mode else "1")
 
@@ -560,11 +555,12 @@ class ScratchRoot(Pid1Case):
                   "echo > /ready; wait")
         p, pid = self.spawn_pid1(["--init", "--", "/bin/busybox", "sh", "-c", script],
                                  env=env, root=root.path)
-        poll_until("APP ready", lambda: os.path.exists(root / "ready"))
+        wait_until(lambda: os.path.exists(root / "ready"), 10, "APP ready", interval=0.005)
         # Signal only once the leftover runs sleep: a forked ash child that has not
         # exec'd yet still holds the trap, and would swallow the SIGTERM.
-        poll_until("the leftover to run sleep", lambda: any(
-            argv[1:2] == ["sleep"] for _, _, argv in namespace_processes(pid, with_argv=True)))
+        wait_until(lambda: any(
+            argv[1:2] == ["sleep"] for _, _, argv in namespace_processes(pid, with_argv=True)), 10,
+            "the leftover to run sleep", interval=0.005)
         os.kill(pid, signal.SIGTERM)
         cp = p.finish(timeout=10)
         self.assertExit(cp, 0)
@@ -577,9 +573,9 @@ class ScratchRoot(Pid1Case):
 class Memory(Pid1Case):
 
     def test_rss_while_supervising(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         p, pid = self.spawn_pid1(["--init", "--", PY, os.path.join(APPS, "sigrecorder.py"), d])
-        poll_until("APP ready", lambda: os.path.exists(d / "ready"))
+        wait_until(lambda: os.path.exists(d / "ready"), 10, "APP ready", interval=0.005)
         rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], stdout=subprocess.PIPE,
                                  text=True, check=True).stdout)
         st = proc_status(pid)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""One real PostgreSQL 15 server for a whole CTest run.
+"""One real PostgreSQL 15 server for a whole CTest run (the pg.start/pg.stop fixture).
 
-    python3 tests/harness/pg.py start STATE_DIR   # initdb + start, write STATE_DIR/pg.json
-    python3 tests/harness/pg.py stop STATE_DIR    # stop, remove everything, remove pg.json
+    PYTHONPATH=tests python3 -m harness.cluster start STATE_DIR   # initdb + start, write STATE_DIR/pg.json
+    PYTHONPATH=tests python3 -m harness.cluster stop STATE_DIR    # stop, remove everything, remove pg.json
 
 The server refuses to run as root, so as root every initdb/pg_ctl runs as the
 `postgres` user (runuser -u postgres --) in a fresh temporary directory owned
@@ -11,13 +11,13 @@ free port and on a Unix socket in that directory. Host (TCP) connections need
 scram-sha-256, so wrong-password tests are real; the local socket trusts
 everyone, which is how the harness and the tests administer it.
 
-pg.json (read it through common.py, not by hand):
+pg.json (read it through harness.server.pg(), not by hand):
     host, port, user, password, socket_dir, data_dir, log_file, bin_dir,
     base_dir, run_as, postmaster_pid, url ("postgresql://...:PORT/{db}"; fill
     {db} with str.format), ready (false while start is half-way).
 
-The Cluster class is also the engine of common.new_cluster(): a second,
-throw-away cluster that a test starts and stops itself.
+The Cluster class is also the engine of harness.server.new_cluster() (a second,
+throw-away cluster that a test starts and stops itself) and of harness.tls.
 """
 
 import json
@@ -263,16 +263,16 @@ def stop(state_dir):
         with open(path) as f:
             info = json.load(f)
     except FileNotFoundError:
-        print("pg.py stop: no %s, nothing to stop" % path)
+        print("cluster stop: no %s, nothing to stop" % path)
         return 0
     except (OSError, ValueError) as e:
-        print("pg.py stop: unreadable %s (%s); removing it" % (path, e))
+        print("cluster stop: unreadable %s (%s); removing it" % (path, e))
         os.unlink(path)
         return 0
     base = info.get("base_dir")
     if base and os.path.isdir(base):
         Cluster.from_info(info).destroy()
-        print("pg.py stop: stopped the server on port %s (if it ran) and removed %s"
+        print("cluster stop: stopped the server on port %s (if it ran) and removed %s"
               % (info.get("port"), base))
     try:
         os.unlink(path)
@@ -284,7 +284,7 @@ def stop(state_dir):
 def start(state_dir):
     os.makedirs(state_dir, exist_ok=True)
     if os.path.exists(_state_path(state_dir)):
-        print("pg.py start: a previous run left %s; stopping that server first"
+        print("cluster start: a previous run left %s; stopping that server first"
               % _state_path(state_dir))
         stop(state_dir)
     last_error = None
@@ -301,21 +301,21 @@ def start(state_dir):
                                    + cluster._log_tail())
             version = cluster.psql("select current_setting('server_version')").strip()
             _write_state(state_dir, cluster.info(ready=True))
-            print("pg.py start: PostgreSQL %s on 127.0.0.1:%d (socket %s), ready in %.1fs; "
+            print("cluster start: PostgreSQL %s on 127.0.0.1:%d (socket %s), ready in %.1fs; "
                   "state in %s" % (version, cluster.port, cluster.socket_dir,
                                    time.monotonic() - t0, _state_path(state_dir)))
             return 0
         except Exception as e:  # noqa: BLE001 - report, clean up, retry on a new port
             last_error = e
-            print("pg.py start: attempt %d failed: %s" % (attempt + 1, e), file=sys.stderr)
+            print("cluster start: attempt %d failed: %s" % (attempt + 1, e), file=sys.stderr)
             stop(state_dir)
-    print("pg.py start: giving up: %s" % last_error, file=sys.stderr)
+    print("cluster start: giving up: %s" % last_error, file=sys.stderr)
     return 1
 
 
 def main(argv):
     if len(argv) != 3 or argv[1] not in ("start", "stop"):
-        print("usage: pg.py start|stop STATE_DIR", file=sys.stderr)
+        print("usage: python3 -m harness.cluster start|stop STATE_DIR", file=sys.stderr)
         return 2
     return start(argv[2]) if argv[1] == "start" else stop(argv[2])
 
