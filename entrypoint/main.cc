@@ -15,6 +15,7 @@
 #include "database.h"
 #include "doctor.h"
 #include "event_loop.h"
+#include "exit_code.h"
 #include "log.h"
 #include "migration_files.h"
 #include "migrator.h"
@@ -31,13 +32,14 @@ namespace {
 // Logs the failure, writes the termination log and returns the exit code.
 int Finish(const Status& s, const std::string& termination_log) {
   if (s.ok()) return 0;
-  if (s.is_signal()) {
-    LogInfo("exit", {{"code", s.code()}, {"signal", s.signal()}, {"reason", s.message()}});
+  const int code = ExitCodeFor(s);
+  if (s.signal() != 0) {
+    LogInfo("exit", {{"code", code}, {"signal", s.signal()}, {"reason", s.message()}});
   } else {
-    LogError("exit", {{"code", s.code()}, {"reason", s.message()}});
+    LogError("exit", {{"code", code}, {"reason", s.message()}});
   }
   WriteTerminationLog(termination_log, s.message());
-  return s.code();
+  return code;
 }
 
 Result<std::unique_ptr<Database>> Connect(const Config& cfg,

@@ -101,8 +101,7 @@ Status ShowStatus(Database& db, const Config& cfg, const std::vector<Migration>&
   PrintResult(options.json ? FormatStatusJson(plan, db.DatabaseName(), cfg.history_table_text)
                            : FormatStatusText(plan));
   if (options.fail_on_pending && !plan.pending.empty()) {
-    return Status::WithCode(kExitInternal,
-                            std::to_string(plan.pending.size()) + " migration(s) pending");
+    return Status::Findings(std::to_string(plan.pending.size()) + " migration(s) pending");
   }
   return Status::Ok();
 }
@@ -121,7 +120,8 @@ Status Validate(Database& db, const Config& cfg, const std::vector<Migration>& f
   out += errors ? std::to_string(errors) + " problem(s) found\n"
                 : "ok: " + std::to_string(files.size()) + " file(s) agree with the history\n";
   PrintResult(out);
-  if (errors) return Status::Validation("validate found " + std::to_string(errors) + " problem(s)");
+  if (errors)
+    return Status::Precondition("validate found " + std::to_string(errors) + " problem(s)");
   return Status::Ok();
 }
 

@@ -34,8 +34,8 @@ inline std::string Cell(const QueryResult& r, size_t row = 0, size_t col = 0) {
 // A connected session. Every call waits through the EventLoop: a terminating
 // signal cancels the running statement on the server (PQcancel), waits for it
 // to end, and returns Status::Signal. SQL errors return Status::Sql with the
-// SQLSTATE and the server's position (characters, 1-based; 0 when none) and
-// exit code kExitMigrationFailed (callers re-code as they need).
+// SQLSTATE and the server's position (characters, 1-based; 0 when none); a
+// session that went away returns Status::ConnectionLost.
 class Database {
  public:
   virtual ~Database() = default;

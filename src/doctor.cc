@@ -244,8 +244,7 @@ Status Doctor(Database& db, const Config& cfg, const std::vector<Migration>& fil
   if (!info.ok()) {
     return info.status().is_signal()
                ? info.status()
-               : Status::WithCode(kExitInternal,
-                                  "reading server information: " + info.status().message());
+               : Status::Internal("reading server information: " + info.status().message());
   }
   if (!info->rows.empty()) {
     const auto& row = info->rows[0];
@@ -255,9 +254,7 @@ Status Doctor(Database& db, const Config& cfg, const std::vector<Migration>& fil
     report.database_size_bytes = Number(Cell(row, 3));
   }
   // Every query here is a report, not a migration: an error is exit 1, not 5.
-  auto internal = [](const Status& s) {
-    return s.is_signal() ? s : Status::WithCode(kExitInternal, s.message());
-  };
+  auto internal = [](const Status& s) { return s.is_signal() ? s : Status::Internal(s.message()); };
   Status s = Sessions(db, cfg, &report);
   if (s.ok()) s = LockWaits(db, &report);
   if (s.ok()) s = InvalidIndexes(db, &report);
@@ -265,8 +262,7 @@ Status Doctor(Database& db, const Config& cfg, const std::vector<Migration>& fil
   if (!s.ok()) return internal(s);
   PrintResult(json ? FormatDoctorJson(report) : FormatDoctorText(report));
   if (report.findings.empty()) return Status::Ok();
-  return Status::WithCode(kExitInternal,
-                          "doctor: " + std::to_string(report.findings.size()) + " finding(s)");
+  return Status::Findings("doctor: " + std::to_string(report.findings.size()) + " finding(s)");
 }
 
 }  // namespace pgboot

@@ -7,7 +7,7 @@ namespace {}  // namespace
 
 Status HistoryError(const Status& s, const std::string& what) {
   if (s.ok() || s.is_signal()) return s;
-  return Status::Sql(kExitInternal, what + ": " + s.message(), s.sqlstate());
+  return s.As(StatusKind::kInternal).WithMessage(what + ": " + s.message());
 }
 
 std::string SqlLiteral(const std::string& s) {

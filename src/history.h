@@ -62,8 +62,8 @@ class History {
   std::string log_table_;
 };
 
-// A failure on pgboot's own tables is not a migration's SQL failing (exit 5):
-// exit 1 with `what` in front, keeping the SQLSTATE (and a signal's 128+N).
+// A failure on pgboot's own tables is not a migration's SQL failing: kInternal
+// with `what` in front, keeping the SQLSTATE (a signal stays a signal).
 Status HistoryError(const Status& s, const std::string& what);
 
 // to_char() format of a timestamp AT TIME ZONE 'UTC' as ISO 8601 with

@@ -29,7 +29,7 @@ Status ReportFindings(const Plan& plan, bool count_unfinished) {
     }
   }
   if (errors.empty()) return Status::Ok();
-  return Status::Validation("validation failed: " + errors);
+  return Status::Precondition("validation failed: " + errors);
 }
 
 // The pending migrations up to and including `target` (all when empty).
@@ -116,7 +116,7 @@ class Applier {
       }
       if (span) return Failed(*span->m, s, failed - span->first, /*audit=*/!s.is_signal());
       return s.is_signal() ? s
-                           : Status::MigrationFailed("single transaction failed: " + s.message());
+                           : Status::Sql("single transaction failed: " + s.message(), s.sqlstate());
     }
   }
 
@@ -183,8 +183,9 @@ class Applier {
         continue;
       }
       if (failed < first || failed >= first + m.up.statements.size()) {
-        return Status::MigrationFailed("migration " + VersionLabel(m.version, m.name) +
-                                       " could not be recorded: " + s.message());
+        return Status::Sql("migration " + VersionLabel(m.version, m.name) +
+                               " could not be recorded: " + s.message(),
+                           s.sqlstate());
       }
       return Failed(m, s, failed - first, true);
     }
@@ -267,8 +268,7 @@ class Applier {
       (void)db_.Exec(history_.AuditSql("failed", m.version, by_,
                                        SqlLiteral(FailureDetail(s, index, loc)) + "::jsonb"));
     }
-    return Status::Sql(kExitMigrationFailed,
-                       "migration " + VersionLabel(m.version, m.name) + " failed at " + loc + ": " +
+    return Status::Sql("migration " + VersionLabel(m.version, m.name) + " failed at " + loc + ": " +
                            (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
                            s.message(),
                        s.sqlstate(), s.position());
@@ -347,9 +347,10 @@ Status RunStatementsOneByOne(Database& db, const std::vector<SqlStatement>& stat
     (void)db.Exec("ROLLBACK");
     if (result.ok()) {
       if (failed) *failed = statements.empty() ? 0 : statements.size() - 1;
-      result = Status::MigrationFailed(
+      result = Status::Sql(
           "the section ended inside a transaction it opened (BEGIN without COMMIT); it was "
-          "rolled back");
+          "rolled back",
+          "");
     }
   }
   if (statement_timeout_ms > 0) (void)db.Exec("RESET statement_timeout");

@@ -30,9 +30,9 @@ Status RefuseUnfinished(const std::vector<HistoryRow>& rows, const std::string& 
       bad.push_back(VersionLabel(r.version, r.name) + " is marked " + r.status);
   }
   if (bad.empty()) return Status::Ok();
-  return Status::Validation(command + " refused: " + Join(bad, "; ") +
-                            " (a transaction:false migration stopped part-way); fix the database "
-                            "by hand, then run `pgboot repair`");
+  return Status::Precondition(command + " refused: " + Join(bad, "; ") +
+                              " (a transaction:false migration stopped part-way); fix the database "
+                              "by hand, then run `pgboot repair`");
 }
 
 std::vector<RepairAction> PlanRepair(const std::vector<Migration>& files,
@@ -131,8 +131,8 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
     std::string out = "repair would make " + std::to_string(actions.size()) + " change(s):\n";
     for (const RepairAction& a : actions) out += "  " + DescribeRepair(a) + "\n";
     PrintResult(out + notes + "nothing was changed; rerun with --yes to do it\n");
-    return Status::WithCode(kExitInternal, "repair has " + std::to_string(actions.size()) +
-                                               " change(s) to make and needs --yes");
+    return Status::Findings("repair has " + std::to_string(actions.size()) +
+                            " change(s) to make and needs --yes");
   }
 
   MigrationLock lock(db, history, cfg, clock);
@@ -173,10 +173,10 @@ Result<std::vector<const Migration*>> SelectBaseline(const std::vector<Migration
                          "database already contains)");
   }
   if (!history.empty() && !force) {
-    return Status::Validation("baseline refused: the history table already has " +
-                              std::to_string(history.size()) +
-                              " row(s); baseline adopts a database pgboot has not migrated yet "
-                              "(--force marks the versions without a row anyway)");
+    return Status::Precondition("baseline refused: the history table already has " +
+                                std::to_string(history.size()) +
+                                " row(s); baseline adopts a database pgboot has not migrated yet "
+                                "(--force marks the versions without a row anyway)");
   }
   Status s = RefuseUnfinished(history, "baseline");
   if (!s.ok()) return s;

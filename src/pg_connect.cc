@@ -196,7 +196,7 @@ AttemptOutcome AttemptOnce(const ConnectOptions& opts, int64_t deadline_ms, Cloc
   }
   const Status& s = probe.status();
   if (s.is_signal()) return SignalOutcome(s.signal());
-  if (s.code() == kExitNotReady) {
+  if (s.kind() == StatusKind::kTimeout) {
     return Outcome(
         AnswerKind::kTransient,
         "timed out after " + std::to_string(clock.NowMs() - started) + " ms waiting for SELECT 1");

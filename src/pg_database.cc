@@ -56,19 +56,17 @@ int64_t PgDatabase::Remaining(int64_t deadline_ms) {
 Status PgDatabase::Lost() {
   broken_ = true;
   std::string why = OneLine(PQerrorMessage(conn_));
-  return Status::Sql(kExitMigrationFailed,
-                     "lost the database connection" + (why.empty() ? "" : ": " + why), "08006");
+  return Status::ConnectionLost("lost the database connection" + (why.empty() ? "" : ": " + why));
 }
 
 Status PgDatabase::SendFailed() {
   if (PQstatus(conn_) == CONNECTION_BAD) return Lost();
-  return Status::Sql(kExitMigrationFailed,
-                     "could not send the statement: " + OneLine(PQerrorMessage(conn_)), "");
+  return Status::Sql("could not send the statement: " + OneLine(PQerrorMessage(conn_)), "");
 }
 
 Status PgDatabase::Usable() {
   if (!broken_ && PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
-  return Status::Sql(kExitMigrationFailed, "the database connection is no longer usable", "08006");
+  return Status::ConnectionLost("the database connection is no longer usable");
 }
 
 // Waits until PQgetResult will not block, flushing pending output meanwhile
@@ -187,7 +185,7 @@ Status PgDatabase::DiscardCopyOut(int64_t deadline_ms, bool pipeline) {
     if (io.kind == Io::kLost) return Lost();
     if (io.kind == Io::kTimeout) {
       broken_ = true;
-      return Status::WithCode(kExitNotReady, "timed out waiting for the server");
+      return Status::Timeout("timed out waiting for the server");
     }
   }
 }
@@ -203,7 +201,7 @@ Status PgDatabase::Drive(int64_t deadline_ms, bool pipeline,
     if (io.kind == Io::kLost) return Lost();
     if (io.kind == Io::kTimeout) {
       broken_ = true;
-      return Status::WithCode(kExitNotReady, "timed out waiting for the server");
+      return Status::Timeout("timed out waiting for the server");
     }
     PGresult* res = PQgetResult(conn_);
     if (res == nullptr) {
@@ -232,7 +230,7 @@ Status PgDatabase::Drive(int64_t deadline_ms, bool pipeline,
     if (st == PGRES_COPY_BOTH) {
       PQclear(res);
       broken_ = true;
-      return Status::Sql(kExitMigrationFailed, "COPY BOTH (replication) is not supported", "");
+      return Status::Sql("COPY BOTH (replication) is not supported", "");
     }
     on_result(res, index);
     PQclear(res);
@@ -282,8 +280,7 @@ Status PgDatabase::ExecSequence(const std::vector<std::string>& statements, size
   if (statements.empty()) return Status::Ok();
   if (Status s = Usable(); !s.ok()) return s;
   if (PQenterPipelineMode(conn_) != 1) {
-    return Status::Sql(kExitMigrationFailed,
-                       "could not enter pipeline mode: " + OneLine(PQerrorMessage(conn_)), "");
+    return Status::Sql("could not enter pipeline mode: " + OneLine(PQerrorMessage(conn_)), "");
   }
   for (const std::string& stmt : statements) {
     // Zero parameters, but the extended protocol: one statement per message.
@@ -314,8 +311,7 @@ Status PgDatabase::ExecSequence(const std::vector<std::string>& statements, size
       &progress);
   if (s.ok() && PQexitPipelineMode(conn_) != 1) {
     broken_ = true;
-    s = Status::Sql(kExitMigrationFailed,
-                    "could not leave pipeline mode: " + OneLine(PQerrorMessage(conn_)), "");
+    s = Status::Sql("could not leave pipeline mode: " + OneLine(PQerrorMessage(conn_)), "");
   }
   if (error && !s.is_signal()) {
     if (failed_index != nullptr) *failed_index = error_index;

@@ -46,8 +46,8 @@ class PgDatabase : public Database {
   std::string DatabaseName() override;
   int ServerVersion() override;
 
-  // Exec that gives up at `deadline_ms` on the clock (< 0: never) with exit
-  // code kExitNotReady; the session is then unusable. Readiness's SELECT 1 uses it.
+  // Exec that gives up at `deadline_ms` on the clock (< 0: never) with a Status of
+  // kind kTimeout; the session is then unusable. Readiness's SELECT 1 uses it.
   Result<QueryResult> ExecUntil(std::string_view sql, const std::vector<SqlParam>& params,
                                 int64_t deadline_ms);
 

@@ -44,7 +44,7 @@ Status SqlError(const PGresult* res) {
     msg += std::string("; HINT: ") + hint;
   }
   const int position = std::atoi(Field(res, PG_DIAG_STATEMENT_POSITION));
-  return Status::Sql(kExitMigrationFailed, OneLine(msg), Field(res, PG_DIAG_SQLSTATE), position);
+  return Status::Sql(OneLine(msg), Field(res, PG_DIAG_SQLSTATE), position);
 }
 
 QueryResult ToQueryResult(const PGresult* res) {

@@ -126,8 +126,8 @@ Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock
   int64_t next_summary = start + opts.summary_interval_ms;
 
   auto not_ready = [&]() {
-    return Status::NotReady("database not ready within " + FormatTimeout(opts.timeout_ms) + ": " +
-                            Redact(last_reason));
+    return Status::Timeout("database not ready within " + FormatTimeout(opts.timeout_ms) + ": " +
+                           Redact(last_reason));
   };
 
   for (;;) {
@@ -138,7 +138,7 @@ Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock
         LogInfo("wait.ready", {{"ms", clock.NowMs() - start}, {"attempts", attempts}});
         return std::move(out.db);
       case AnswerKind::kFatal:
-        return Status::Sql(kExitFatalConnect, Redact(out.reason), out.sqlstate);
+        return Status::ConnectRejected(Redact(out.reason), out.sqlstate);
       case AnswerKind::kConfig:
         return Status::Usage(Redact(out.reason));
       case AnswerKind::kSignal:

@@ -97,8 +97,8 @@ using Sleeper = std::function<Status(int64_t ms)>;
 // clock: attempts until one is ready, sleeping per Backoff in between, under
 // one overall deadline (opts.timeout_ms after the start; each attempt gets the
 // time remaining, and no sleep runs past it). Returns the ready connection;
-// Status::Sql(kExitFatalConnect, ...) on a fatal answer, Usage on a
-// configuration error, Signal on a terminating signal, and NotReady ("database
+// Status::ConnectRejected on a fatal answer, Usage on a
+// configuration error, Signal on a terminating signal, and Timeout ("database
 // not ready within 60s: <last reason>") at the deadline.
 Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock& clock,
                                                   const Attempter& attempt, const Sleeper& sleep);

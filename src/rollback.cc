@@ -72,9 +72,9 @@ class Downer {
     if (s.ok()) return s;
     (void)db_.Exec("ROLLBACK");
     if (!s.is_signal() && (failed < first || failed >= first + down.statements.size())) {
-      return Status::MigrationFailed("rollback of " +
-                                     VersionLabel(step.row->version, step.row->name) +
-                                     " could not be recorded: " + s.message());
+      return Status::Sql("rollback of " + VersionLabel(step.row->version, step.row->name) +
+                             " could not be recorded: " + s.message(),
+                         s.sqlstate());
     }
     return Failed(step, s, failed >= first ? failed - first : 0);
   }
@@ -139,8 +139,7 @@ class Downer {
     detail += ",\"sqlstate\":" + JsonQuote(s.sqlstate()) +
               ",\"message\":" + JsonQuote(Redact(s.message())) + "}";
     (void)db_.Exec(history_.AuditSql("failed", m.version, by_, SqlLiteral(detail) + "::jsonb"));
-    return Status::Sql(kExitMigrationFailed,
-                       "rollback of " + VersionLabel(m.version, m.name) + " failed at " + loc +
+    return Status::Sql("rollback of " + VersionLabel(m.version, m.name) + " failed at " + loc +
                            ": " + (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
                            s.message() + partly,
                        s.sqlstate(), s.position());
@@ -181,7 +180,7 @@ bool IsProduction(const std::string& env) {
 
 Status CheckProductionGuard(const Config& cfg, const RollbackOptions& options) {
   if (options.dry_run || options.allow_production || !IsProduction(cfg.env)) return Status::Ok();
-  return Status::Validation(
+  return Status::Precondition(
       "rollback refused: PGBOOT_ENV=" + cfg.env +
       " (rolling back production usually drops data); rerun with --allow-production if you "
       "mean it, or see what it would do with --dry-run");
@@ -215,7 +214,7 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
       if (CompareVersions(r->version, v) > 0) chosen.push_back(r);
     }
   } else {
-    if (applied.empty()) return Status::Validation("nothing to roll back: no version is applied");
+    if (applied.empty()) return Status::Precondition("nothing to roll back: no version is applied");
     if (options.batch) {
       int64_t newest = 0;
       for (const HistoryRow* r : applied) newest = std::max(newest, r->batch);
@@ -225,9 +224,9 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
     } else {
       const size_t n = static_cast<size_t>(options.steps.value_or(1));
       if (n > applied.size()) {
-        return Status::Validation("--steps " + std::to_string(n) + " asks for more than the " +
-                                  std::to_string(applied.size()) +
-                                  " applied version(s); nothing was rolled back");
+        return Status::Precondition("--steps " + std::to_string(n) + " asks for more than the " +
+                                    std::to_string(applied.size()) +
+                                    " applied version(s); nothing was rolled back");
       }
       chosen.assign(applied.begin(), applied.begin() + static_cast<std::ptrdiff_t>(n));
     }
@@ -253,7 +252,7 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
     }
   }
   if (!problems.empty()) {
-    return Status::Validation("rollback refused before anything ran: " + Join(problems, "; "));
+    return Status::Precondition("rollback refused before anything ran: " + Join(problems, "; "));
   }
   return steps;
 }

@@ -7,60 +7,91 @@
 
 namespace pgboot {
 
-// Exit codes of SPEC §6. A Status carries the code the process would exit with.
-enum ExitCode : int {
-  kExitOk = 0,
-  kExitInternal = 1,
-  kExitUsage = 2,
-  kExitNotReady = 3,
-  kExitFatalConnect = 4,
-  kExitMigrationFailed = 5,
-  kExitValidation = 6,
-  kExitLockTimeout = 7,
-  kExitInvalidFiles = 8,
-  kExitNotExecutable = 126,
-  kExitNotFound = 127,
+// What went wrong, as the module that saw it knows it. The process's exit code
+// is not decided here: entrypoint/exit_code.h maps a kind to the codes of
+// docs/reference.md ("Exit codes") in one place.
+enum class StatusKind {
+  kOk,
+  kInternal,          // pgboot's own fault, or its bookkeeping on its tables failed
+  kFindings,          // the command ran and reports trouble (pending work, doctor findings)
+  kUsage,             // usage or configuration error
+  kTimeout,           // a deadline passed (the database not ready within --wait-timeout)
+  kConnectRejected,   // the server refused the login for good (authentication, missing database)
+  kSql,               // SQL the server rejected, or that broke the section's rules
+  kConnectionLost,    // the session went away while pgboot used it
+  kPrecondition,      // validation or a command's precondition failed
+  kLockTimeout,       // the migration lock was not had within --lock-timeout
+  kInvalidFiles,      // the migration files cannot be read or parsed
+  kInterrupted,       // a terminating signal ended pgboot's work
+  kAppNotFound,       // APP could not be started: not found
+  kAppNotExecutable,  // APP could not be started: found, not executable
+  kAppExited,         // APP ended unsuccessfully: its own exit status travels in app_status()
 };
 
-// A Status is ok() or carries an exit code, a one-line message and, for errors the
-// server reported, its SQLSTATE and error position (1-based characters, 0 = none).
-class Status {
+// A Status is ok() or carries a kind, a one-line message and payload fields:
+// for errors the server reported, its SQLSTATE and error position (1-based
+// characters, 0 = none); for kInterrupted the signal; for kAppExited APP's
+// own exit status (kept apart from pgboot's codes, which it may equal).
+class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status Internal(std::string msg) { return Status(kExitInternal, std::move(msg)); }
-  static Status Usage(std::string msg) { return Status(kExitUsage, std::move(msg)); }
-  static Status NotReady(std::string msg) { return Status(kExitNotReady, std::move(msg)); }
-  static Status FatalConnect(std::string msg) { return Status(kExitFatalConnect, std::move(msg)); }
-  static Status MigrationFailed(std::string msg) {
-    return Status(kExitMigrationFailed, std::move(msg));
+  static Status Internal(std::string msg) { return Status(StatusKind::kInternal, std::move(msg)); }
+  static Status Findings(std::string msg) { return Status(StatusKind::kFindings, std::move(msg)); }
+  static Status Usage(std::string msg) { return Status(StatusKind::kUsage, std::move(msg)); }
+  static Status Timeout(std::string msg) { return Status(StatusKind::kTimeout, std::move(msg)); }
+  static Status ConnectRejected(std::string msg, std::string sqlstate) {
+    return Status(StatusKind::kConnectRejected, std::move(msg)).WithSql(std::move(sqlstate));
   }
-  static Status Validation(std::string msg) { return Status(kExitValidation, std::move(msg)); }
-  static Status LockTimeout(std::string msg) { return Status(kExitLockTimeout, std::move(msg)); }
-  static Status InvalidFiles(std::string msg) { return Status(kExitInvalidFiles, std::move(msg)); }
-  // Interrupted by signal `signo`: exits 128 + signo.
+  static Status Precondition(std::string msg) {
+    return Status(StatusKind::kPrecondition, std::move(msg));
+  }
+  static Status LockTimeout(std::string msg) {
+    return Status(StatusKind::kLockTimeout, std::move(msg));
+  }
+  static Status InvalidFiles(std::string msg) {
+    return Status(StatusKind::kInvalidFiles, std::move(msg));
+  }
+  // An error the server reported while running SQL (or SQL that broke a rule
+  // of its section, with an empty SQLSTATE).
+  static Status Sql(std::string msg, std::string sqlstate, int position = 0) {
+    return Status(StatusKind::kSql, std::move(msg)).WithSql(std::move(sqlstate), position);
+  }
+  static Status ConnectionLost(std::string msg, std::string sqlstate = "08006") {
+    return Status(StatusKind::kConnectionLost, std::move(msg)).WithSql(std::move(sqlstate));
+  }
+  // Interrupted by signal `signo`.
   static Status Signal(int signo) {
-    Status s(128 + signo, "interrupted by signal " + std::to_string(signo));
+    Status s(StatusKind::kInterrupted, "interrupted by signal " + std::to_string(signo));
     s.signal_ = signo;
     return s;
   }
-  // An error the server reported while running SQL (exit code decided by the caller).
-  static Status Sql(int code, std::string msg, std::string sqlstate, int position = 0) {
-    Status s(code, std::move(msg));
-    s.sqlstate_ = std::move(sqlstate);
-    s.position_ = position;
+  static Status AppNotFound(std::string msg) {
+    return Status(StatusKind::kAppNotFound, std::move(msg));
+  }
+  static Status AppNotExecutable(std::string msg) {
+    return Status(StatusKind::kAppNotExecutable, std::move(msg));
+  }
+  // APP exited with `exit_status` (not 0), or was killed by `signo` (then
+  // exit_status is 128 + signo).
+  static Status AppExited(int exit_status, std::string msg, int signo = 0) {
+    Status s(StatusKind::kAppExited, std::move(msg));
+    s.app_status_ = exit_status;
+    s.signal_ = signo;
     return s;
   }
-  static Status WithCode(int code, std::string msg) { return Status(code, std::move(msg)); }
 
-  bool ok() const { return code_ == kExitOk; }
-  int code() const { return code_; }
+  bool ok() const { return kind_ == StatusKind::kOk; }
+  StatusKind kind() const { return kind_; }
   const std::string& message() const { return message_; }
   const std::string& sqlstate() const { return sqlstate_; }
   int position() const { return position_; }
-  // The signal number for Signal() statuses, else 0.
+  // The signal number for Signal() statuses (and an APP killed by one), else 0.
   int signal() const { return signal_; }
-  bool is_signal() const { return signal_ != 0; }
+  // Whether a terminating signal ended pgboot's own work.
+  bool is_signal() const { return kind_ == StatusKind::kInterrupted; }
+  // APP's exit status for kAppExited, else 0.
+  int app_status() const { return app_status_; }
 
   // Returns a copy whose message is `prefix + ": " + message()`.
   Status Wrap(const std::string& prefix) const {
@@ -68,22 +99,44 @@ class Status {
     s.message_ = prefix + ": " + message_;
     return s;
   }
+  // Returns a copy of another kind, with the same message and payload.
+  Status As(StatusKind kind) const {
+    Status s = *this;
+    s.kind_ = kind;
+    return s;
+  }
+  // Returns a copy with `message` instead (payload kept).
+  Status WithMessage(std::string message) const {
+    Status s = *this;
+    s.message_ = std::move(message);
+    return s;
+  }
 
  private:
-  Status(int code, std::string msg) : code_(code), message_(std::move(msg)) {}
-  int code_ = kExitOk;
+  Status(StatusKind kind, std::string msg) : kind_(kind), message_(std::move(msg)) {}
+  Status WithSql(std::string sqlstate, int position = 0) && {
+    sqlstate_ = std::move(sqlstate);
+    position_ = position;
+    return std::move(*this);
+  }
+  StatusKind kind_ = StatusKind::kOk;
   std::string message_;
   std::string sqlstate_;
   int position_ = 0;
   int signal_ = 0;
+  int app_status_ = 0;
 };
 
-// A value or the Status that explains why there is none.
+// A value or the Status that explains why there is none. Built from an OK
+// status it holds an Internal error instead: "no value, no error" cannot exist.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status)                          // NOLINT: implicit by design
+      : status_(status.ok() ? Status::Internal("internal error: a Result was built from an OK "
+                                               "status, without a value")
+                            : std::move(status)) {}
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
   T& value() { return *value_; }

@@ -35,14 +35,14 @@ Status ExecApp(const std::vector<std::string>& app) {
   // Still pgboot: take the signals back so a late SIGTERM is handled as before.
   (void)EventLoop::Install();
   std::string why = "cannot execute " + app.front() + ": " + strerror(err);
-  if (err == ENOENT || err == ENOTDIR) return Status::WithCode(kExitNotFound, why);
-  return Status::WithCode(kExitNotExecutable, why);
+  if (err == ENOENT || err == ENOTDIR) return Status::AppNotFound(why);
+  return Status::AppNotExecutable(why);
 }
 
 int ExitCodeFromWaitStatus(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return kExitInternal;  // stopped/continued: waitpid without WUNTRACED never reports these
+  return 1;  // stopped/continued: waitpid without WUNTRACED never reports these
 }
 
 std::optional<ProcStat> ParseProcStat(std::string_view text) {
@@ -147,7 +147,7 @@ bool IsForwarded(int signo) {
   const int err = errno;
   ssize_t ignored = write(report_fd, &err, sizeof err);
   (void)ignored;
-  _exit(err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitNotExecutable);
+  _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);  // as a shell says it; the parent reads err
 }
 
 // Forks APP and returns its pid once it runs APP's program, or the 127/126
@@ -181,8 +181,8 @@ Result<pid_t> Spawn(const std::vector<std::string>& app) {
   while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
   std::string why = "cannot execute " + app.front() + ": " + strerror(err);
-  if (err == ENOENT || err == ENOTDIR) return Status::WithCode(kExitNotFound, why);
-  return Status::WithCode(kExitNotExecutable, why);
+  if (err == ENOENT || err == ENOTDIR) return Status::AppNotFound(why);
+  return Status::AppNotExecutable(why);
 }
 
 // ---- reaping ------------------------------------------------------------------
@@ -361,12 +361,12 @@ Status AppStatus(const std::string& name, pid_t pid, int wait_status) {
   if (WIFSIGNALED(wait_status)) {
     const int sig = WTERMSIG(wait_status);
     LogInfo("init.child_exit", {{"pid", pid}, {"signal", SignalName(sig)}, {"code", 128 + sig}});
-    return Status::Signal(sig).Wrap(who + " was killed by " + SignalName(sig));
+    return Status::AppExited(128 + sig, who + " was killed by " + SignalName(sig), sig);
   }
   const int code = ExitCodeFromWaitStatus(wait_status);
   LogInfo("init.child_exit", {{"pid", pid}, {"code", code}});
   if (code == 0) return Status::Ok();
-  return Status::WithCode(code, who + " exited with code " + std::to_string(code));
+  return Status::AppExited(code, who + " exited with code " + std::to_string(code));
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "exit_code.h"
+
 namespace pgboot {
 namespace {
 
@@ -39,7 +41,7 @@ Result<Invocation> Parse(std::initializer_list<const char*> args) {
 std::string UsageError(std::initializer_list<const char*> args) {
   auto r = Parse(args);
   if (r.ok()) return "";
-  CHECK(r.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(r.status()) == kExitUsage);
   return r.status().message();
 }
 

@@ -8,6 +8,8 @@
 #include <map>
 #include <vector>
 
+#include "exit_code.h"
+
 namespace pgboot {
 namespace {
 
@@ -44,7 +46,7 @@ TEST_CASE("durations") {
        {"", "30", "s", "-1s", "10sec", "1.2.3s", ".5s", "5.s", "1d", " 1s", "1S", "0s0"}) {
     INFO(bad);
     CHECK_FALSE(ParseDuration(bad).ok());
-    CHECK(ParseDuration(bad).status().code() == kExitUsage);
+    CHECK(ExitCodeFor(ParseDuration(bad).status()) == kExitUsage);
   }
   CHECK(FormatDuration(60000) == "1m");
   CHECK(FormatDuration(1500) == "1500ms");
@@ -312,7 +314,7 @@ TEST_CASE("precedence: flag > environment > TOML > default, for every setting") 
 TEST_CASE("errors name the key, the value and the source") {
   auto env_err = LoadConfig({}, FakeEnv({{"PGBOOT_WAIT_TIMEOUT", "soon"}}), NoDefaultFile);
   REQUIRE_FALSE(env_err.ok());
-  CHECK(env_err.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(env_err.status()) == kExitUsage);
   CHECK(env_err.status().message().find("--wait-timeout") != std::string::npos);
   CHECK(env_err.status().message().find("\"soon\"") != std::string::npos);
   CHECK(env_err.status().message().find("environment PGBOOT_WAIT_TIMEOUT") != std::string::npos);
@@ -341,12 +343,12 @@ TEST_CASE("errors name the key, the value and the source") {
 
   auto missing = LoadConfig({{"config", "/nonexistent/pgboot.toml"}}, FakeEnv({}), NoDefaultFile);
   REQUIRE_FALSE(missing.ok());
-  CHECK(missing.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(missing.status()) == kExitUsage);
 
   auto bad_level = LoadConfig({}, FakeEnv({{"PGBOOT_LOG_LEVEL", "loud"}}), NoDefaultFile);
-  CHECK(bad_level.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(bad_level.status()) == kExitUsage);
   auto bad_count = LoadConfig({}, FakeEnv({{"PGBOOT_DDL_RETRIES", "-1"}}), NoDefaultFile);
-  CHECK(bad_count.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(bad_count.status()) == kExitUsage);
 }
 
 TEST_CASE("a password in a bad value is not echoed") {
@@ -364,7 +366,7 @@ TEST_CASE("DATABASE_URL_FILE") {
   auto both =
       LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", f}, {"DATABASE_URL", "x"}}), NoDefaultFile);
   REQUIRE_FALSE(both.ok());
-  CHECK(both.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(both.status()) == kExitUsage);
   CHECK(both.status().message().find("DATABASE_URL_FILE") != std::string::npos);
 
   auto flag_wins = LoadConfig({{"database-url", "postgres://flag@h/db"}},
@@ -375,7 +377,7 @@ TEST_CASE("DATABASE_URL_FILE") {
   auto unreadable =
       LoadConfig({}, FakeEnv({{"DATABASE_URL_FILE", "/nonexistent/secret"}}), NoDefaultFile);
   REQUIRE_FALSE(unreadable.ok());
-  CHECK(unreadable.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(unreadable.status()) == kExitUsage);
   CHECK(unreadable.status().message().find("/nonexistent/secret") != std::string::npos);
   unlink(f.c_str());
 }

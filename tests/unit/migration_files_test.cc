@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "exit_code.h"
+
 namespace pgboot {
 namespace {
 
@@ -37,7 +39,7 @@ class TempDir {
 std::string LoadError(const TempDir& dir) {
   auto r = LoadMigrations(dir.path());
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitInvalidFiles);
+  CHECK(ExitCodeFor(r.status()) == kExitInvalidFiles);
   std::string message = r.status().message();
   std::string prefix = dir.path() + "/";
   for (size_t at; (at = message.find(prefix)) != std::string::npos;)
@@ -208,7 +210,7 @@ TEST_CASE("CanonicalVersion and CompareVersions") {
 TEST_CASE("a missing migrations directory is exit 8 naming the directory") {
   auto r = LoadMigrations("/nonexistent/pgboot/migrations");
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitInvalidFiles);
+  CHECK(ExitCodeFor(r.status()) == kExitInvalidFiles);
   CHECK(Contains(r.status().message(), "/nonexistent/pgboot/migrations"));
 }
 

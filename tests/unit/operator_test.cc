@@ -8,6 +8,7 @@
 #include <string>
 
 #include "doctor.h"
+#include "exit_code.h"
 #include "new_migration.h"
 #include "rollback.h"
 
@@ -76,17 +77,17 @@ TEST_CASE("rollback --steps N takes the N highest, highest first") {
   o.steps = 6;
   auto r = SelectRollback(files, history, o);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitValidation);
+  CHECK(ExitCodeFor(r.status()) == kExitValidation);
 }
 
 TEST_CASE("rollback with nothing applied refuses, --to with nothing above is empty") {
   std::vector<Migration> files = {File("1"), File("2")};
   auto r = SelectRollback(files, {}, {});
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitValidation);
+  CHECK(ExitCodeFor(r.status()) == kExitValidation);
   RollbackOptions o;
   o.batch = true;
-  CHECK(SelectRollback(files, {}, o).status().code() == kExitValidation);
+  CHECK(ExitCodeFor(SelectRollback(files, {}, o).status()) == kExitValidation);
   o = {};
   o.to = "2";
   CHECK(Versions(SelectRollback(files, {Row("1")}, o)).empty());
@@ -109,14 +110,14 @@ TEST_CASE("rollback --to V is exclusive and V must be applied or a file") {
   o.to = "5";  // a file, not applied: nothing above it
   CHECK(Versions(SelectRollback(files, history, o)).empty());
   o.to = "4";  // neither applied nor a file
-  CHECK(SelectRollback(files, history, o).status().code() == kExitUsage);
+  CHECK(ExitCodeFor(SelectRollback(files, history, o).status()) == kExitUsage);
   o.to = "x1";
-  CHECK(SelectRollback(files, history, o).status().code() == kExitUsage);
+  CHECK(ExitCodeFor(SelectRollback(files, history, o).status()) == kExitUsage);
   // An applied version without a file is a valid --to.
   history = {Row("1"), Row("2"), Row("3"), Row("4")};
   files = {File("1"), File("2"), File("3")};
   o.to = "2";
-  CHECK(SelectRollback(files, history, o).status().code() == kExitValidation);  // 4: no file
+  CHECK(ExitCodeFor(SelectRollback(files, history, o).status()) == kExitValidation);  // 4: no file
   o.to = "4";
   CHECK(Versions(SelectRollback(files, history, o)).empty());
 }
@@ -139,7 +140,7 @@ TEST_CASE("rollback checks every selected version before anything runs") {
   o.steps = 4;  // 6, 4, 3, 2
   auto r = SelectRollback(files, history, o);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitValidation);
+  CHECK(ExitCodeFor(r.status()) == kExitValidation);
   const std::string& msg = r.status().message();
   CHECK(Contains(msg, "version 6 (m6) has no migration file"));
   CHECK(Contains(msg, "version 4 (m4): migrations/4_m4.sql changed after it was applied"));
@@ -159,7 +160,7 @@ TEST_CASE("the production guard") {
   cfg.env = "staging";
   CHECK(CheckProductionGuard(cfg, o).ok());
   cfg.env = "Production";
-  CHECK(CheckProductionGuard(cfg, o).code() == kExitValidation);
+  CHECK(ExitCodeFor(CheckProductionGuard(cfg, o)) == kExitValidation);
   o.dry_run = true;
   CHECK(CheckProductionGuard(cfg, o).ok());
   o.dry_run = false;
@@ -196,18 +197,18 @@ TEST_CASE("baseline selection") {
   REQUIRE(r.ok());
   REQUIRE(r->size() == 3);
   CHECK((*r)[2]->version == "3");
-  CHECK(SelectBaseline(files, {}, "7", false).status().code() == kExitUsage);
-  CHECK(SelectBaseline(files, {}, "v3", false).status().code() == kExitUsage);
+  CHECK(ExitCodeFor(SelectBaseline(files, {}, "7", false).status()) == kExitUsage);
+  CHECK(ExitCodeFor(SelectBaseline(files, {}, "v3", false).status()) == kExitUsage);
   CHECK(SelectBaseline(files, {}, "003", false).ok());
   std::vector<HistoryRow> history = {Row("2")};
-  CHECK(SelectBaseline(files, history, "3", false).status().code() == kExitValidation);
+  CHECK(ExitCodeFor(SelectBaseline(files, history, "3", false).status()) == kExitValidation);
   r = SelectBaseline(files, history, "3", true);
   REQUIRE(r.ok());
   REQUIRE(r->size() == 2);  // 1 and 3; 2 keeps its row
   CHECK((*r)[0]->version == "1");
   CHECK((*r)[1]->version == "3");
   history.push_back(Row("4", 1, "failed"));
-  CHECK(SelectBaseline(files, history, "3", true).status().code() == kExitValidation);
+  CHECK(ExitCodeFor(SelectBaseline(files, history, "3", true).status()) == kExitValidation);
 }
 
 TEST_CASE("new: names and versions") {
@@ -244,7 +245,7 @@ TEST_CASE("new: two calls in the same second give two files that parse") {
   CHECK(*a == dir + "/20270101000000_add_users.sql");
   CHECK(*b == dir + "/20270101000001_add_users.sql");
   CHECK(*c == dir + "/20270101000002_add_orders.sql");
-  CHECK(CreateMigration(dir, "Bad-Name", frozen).status().code() == kExitUsage);
+  CHECK(ExitCodeFor(CreateMigration(dir, "Bad-Name", frozen).status()) == kExitUsage);
 
   auto loaded = LoadMigrations(dir);
   REQUIRE(loaded.ok());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "exit_code.h"
 #include "log.h"
 
 namespace pgboot {
@@ -240,7 +241,7 @@ TEST_CASE("wait: the deadline is never passed and the last reason is reported") 
   opts.max_interval_ms = 1000;
   auto r = h.Run(opts);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitNotReady);
+  CHECK(ExitCodeFor(r.status()) == kExitNotReady);
   CHECK(r.status().message() == "database not ready within 3s: sorry, too many clients already");
   const int64_t deadline = h.start + 3000;
   CHECK(h.clock.now == deadline);
@@ -256,7 +257,7 @@ TEST_CASE("wait: an attempt cut short by the deadline ends the wait without a sl
   opts.timeout_ms = 1500;
   auto r = h.Run(opts);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitNotReady);
+  CHECK(ExitCodeFor(r.status()) == kExitNotReady);
   CHECK(r.status().message() ==
         "database not ready within 1500ms: timed out after 1500 ms connecting to server");
   CHECK(h.attempter.calls == 1);
@@ -281,7 +282,7 @@ TEST_CASE("wait: fatal answers stop at once with exit 4 and the SQLSTATE") {
     Harness h({{AnswerKind::kFatal, 2, "password authentication failed for user \"app\"", state}});
     auto r = h.Run(WaitOptions{});
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == kExitFatalConnect);
+    CHECK(ExitCodeFor(r.status()) == kExitFatalConnect);
     CHECK(r.status().sqlstate() == state);
     CHECK(h.attempter.calls == 1);
     CHECK(h.sleeper.sleeps.empty());
@@ -292,7 +293,7 @@ TEST_CASE("wait: a configuration error exits 2 at once, redacted") {
   Harness h({{AnswerKind::kConfig, 0, "invalid database URL: bad in postgres://u:secret@h/db"}});
   auto r = h.Run(WaitOptions{});
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitUsage);
+  CHECK(ExitCodeFor(r.status()) == kExitUsage);
   CHECK(r.status().message().find("secret") == std::string::npos);
   CHECK(h.attempter.calls == 1);
 }
@@ -304,7 +305,7 @@ TEST_CASE("wait: a signal during a sleep ends the wait with that signal") {
   auto r = h.Run(WaitOptions{});
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().is_signal());
-  CHECK(r.status().code() == 143);
+  CHECK(ExitCodeFor(r.status()) == 143);
   CHECK(h.attempter.calls == 3);
 }
 
@@ -312,7 +313,7 @@ TEST_CASE("wait: a signal during an attempt ends the wait with that signal") {
   Harness h({{AnswerKind::kNoServer}, {AnswerKind::kSignal, 1, "", "", 2}});
   auto r = h.Run(WaitOptions{});
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == 130);
+  CHECK(ExitCodeFor(r.status()) == 130);
   CHECK(h.attempter.calls == 2);
 }
 
@@ -335,7 +336,7 @@ TEST_CASE("wait: a sleep is attempted even when the draw is 0, so signals are se
   h.clock.draws = {0.0};
   h.sleeper.signal_on = 1;
   auto r = h.Run(WaitOptions{});
-  CHECK(r.status().code() == 143);
+  CHECK(ExitCodeFor(r.status()) == 143);
   REQUIRE(h.sleeper.sleeps.size() == 1);
   CHECK(h.sleeper.sleeps[0] == 0);
 }
@@ -351,7 +352,7 @@ TEST_CASE("wait: every attempt is logged at debug, a summary at info every inter
   auto r = h.Run(opts);
   std::string text = capture.Text();
   LogInit(LogFormat::kText, LogLevel::kInfo);
-  CHECK(r.status().code() == kExitNotReady);
+  CHECK(ExitCodeFor(r.status()) == kExitNotReady);
   CHECK(Count(text, "DEBUG wait.retry attempt=") == h.attempter.calls);
   CHECK(Count(text, "sleep_ms=") == h.attempter.calls);
   // Summaries at 1 s, 2 s, 3 s, 4 s (and perhaps the last moment before 5 s).

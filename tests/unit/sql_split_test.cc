@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "exit_code.h"
+
 namespace pgboot {
 namespace {
 
@@ -159,7 +161,7 @@ void CheckUnterminated(std::string_view sql, int line, std::string_view what) {
   int error_line = 0;
   auto r = SplitSql(sql, 10, &error_line);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == kExitInvalidFiles);
+  CHECK(ExitCodeFor(r.status()) == kExitInvalidFiles);
   CHECK(error_line == line);
   std::string expected =
       "unterminated " + std::string(what) + " starting at line " + std::to_string(line);
