@@ -16,7 +16,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config file
       libspdlog-dev libfmt-dev libtomlplusplus-dev libcxxopts-dev doctest-dev
       postgresql-15 postgresql-client-15
       busybox-static util-linux python3 python3-yaml procps
-      docker-compose)
+      docker-compose
+      pgbouncer openssl)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -29,6 +29,8 @@ endfunction()
 
 pgboot_python_suites(integration tests/integration)
 pgboot_python_suites(pid1 tests/pid1)
+# Smoke tests of the harness's own fixtures (PgBouncer, TLS, fake listeners).
+pgboot_python_suites(harness tests/harness)
 
 # Real OCI images in podman (label container; CI runs them after the fast suites).
 include(${CMAKE_CURRENT_LIST_DIR}/container/container.cmake)

@@ -7,6 +7,9 @@
     files     temp_dir(), temp_migrations(), up()
     logs      parse_json_lines(), parse_text_lines(), events()
     case      PgbootTestCase, skip_loudly(), skip_if_sanitized(), time_limit()
+    pgbouncer a PgBouncer in front of the shared server
+    tls       certificates and a PostgreSQL server with ssl=on
+    listeners TCP ports that never answer or answer garbage
 
 Import names from the module that defines them (`from harness.sql import q1`);
 nothing is re-exported here.

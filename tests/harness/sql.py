@@ -115,13 +115,15 @@ def backends_running(db, needle):
 
 class PsqlSession:
     """A psql process kept open (stdin pipe): holds locks, transactions and advisory locks
-    for a test, and is closed by the test's cleanup."""
+    for a test, and is closed by the test's cleanup. It logs in as the superuser over the
+    shared server's socket, or with `url` (e.g. through a PgBouncer) when given."""
 
-    def __init__(self, test, db, appname="pgboot-test-holder"):
+    def __init__(self, test, db, appname="pgboot-test-holder", url=None):
         info = _pg()
         cmd = [os.path.join(info["bin_dir"], "psql"), "-X", "-A", "-t", "-q",
-               "-v", "ON_ERROR_STOP=1", "-h", info["socket_dir"], "-p", str(info["port"]),
-               "-U", info["user"], "-d", db]
+               "-v", "ON_ERROR_STOP=1"]
+        cmd += [url] if url else ["-h", info["socket_dir"], "-p", str(info["port"]),
+                                  "-U", info["user"], "-d", db]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGAPPNAME": appname}
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env)
