@@ -12,13 +12,16 @@ import unittest
 from harness.server import new_database, pg, url
 from harness.proc import is_root, pgboot_bin, run
 from harness.files import temp_dir
-from harness.case import PgbootTestCase, skip_loudly
+from harness.case import PgbootTestCase, skip_if_sanitized, skip_loudly
 
 
 MAX_STRIPPED_BYTES = 8 * 1000 * 1000  # "under 8 MB", read strictly
 
 
 class StaticBinaryTest(PgbootTestCase):
+    def setUp(self):
+        skip_if_sanitized(self, "a static binary under 8 MB")
+
     def test_file_says_statically_linked(self):
         out = subprocess.run(["file", "-b", pgboot_bin()], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, check=True).stdout
@@ -40,6 +43,7 @@ class ScratchRootTest(PgbootTestCase):
     """chroot into a directory holding only /pgboot and /etc/hosts."""
 
     def setUp(self):
+        skip_if_sanitized(self, "a static binary that runs alone in a chroot")
         if not is_root():
             skip_loudly(self, "chroot needs root; run this suite as root to check "
                         "that the binary works FROM scratch")

@@ -27,7 +27,7 @@ from harness.server import closed_url, url
 from harness.proc import clean_env, is_root, pgboot_bin, quiet_cwd, run, spawn, wait_until
 from harness.files import temp_dir
 from harness.logs import events
-from harness.case import PgbootTestCase, skip_loudly
+from harness.case import PgbootTestCase, skip_if_sanitized, skip_loudly
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APPS = os.path.join(HERE, "apps")
@@ -573,6 +573,7 @@ class ScratchRoot(Pid1Case):
 class Memory(Pid1Case):
 
     def test_rss_while_supervising(self):
+        skip_if_sanitized(self, "peak RSS")
         d = temp_dir(self)
         p, pid = self.spawn_pid1(["--init", "--", PY, os.path.join(APPS, "sigrecorder.py"), d])
         wait_until(lambda: os.path.exists(d / "ready"), 10, "APP ready", interval=0.005)
