@@ -57,6 +57,17 @@ class Database {
     (void)tick;
   }
 
+  // Waits up to `timeout_ms` (< 0: no limit) for notifications on the channels
+  // this session LISTENs to (LISTEN is an ordinary Exec) and returns their
+  // payloads: those that arrived during earlier calls at once, none on timeout.
+  // A terminating signal returns Status::Signal (nothing runs, so nothing is
+  // cancelled); a session that dropped, a lost-connection status (08006). The
+  // schema gate waits this way (docs/reference.md "The schema gate").
+  virtual Result<std::vector<std::string>> WaitForNotifications(int64_t timeout_ms) {
+    (void)timeout_ms;
+    return Status::Internal("this session cannot wait for notifications");
+  }
+
   // Whether the session is inside a transaction block (open or aborted).
   virtual bool InTransaction() { return false; }
 

@@ -114,6 +114,26 @@ PgDatabase::Io PgDatabase::AwaitReadable(int64_t deadline_ms) {
   return {Io::kOk};
 }
 
+Result<std::vector<std::string>> PgDatabase::WaitForNotifications(int64_t timeout_ms) {
+  Status usable = Usable();
+  if (!usable.ok()) return usable;
+  const int64_t deadline = timeout_ms < 0 ? -1 : clock_.NowMs() + timeout_ms;
+  std::vector<std::string> payloads;
+  for (;;) {
+    while (PGnotify* n = PQnotifies(conn_)) {
+      payloads.emplace_back(n->extra ? n->extra : "");
+      PQfreemem(n);
+    }
+    if (!payloads.empty()) return payloads;
+    // No statement runs: the socket only becomes readable for a notification,
+    // the server's goodbye (57P01 on shutdown, read as a notice) or its EOF.
+    const Io io = AwaitReadable(deadline);
+    if (io.kind == Io::kSignal) return Status::Signal(io.signo);
+    if (io.kind == Io::kLost || PQstatus(conn_) == CONNECTION_BAD) return Lost();
+    if (io.kind == Io::kTimeout) return payloads;
+  }
+}
+
 void PgDatabase::SendCancel() {
   PGcancel* cancel = PQgetCancel(conn_);
   if (cancel == nullptr) return;

@@ -41,6 +41,7 @@ class PgDatabase : public Database {
                       size_t* failed_index = nullptr) override;
 
   void SetTicker(int64_t interval_ms, std::function<void()> tick) override;
+  Result<std::vector<std::string>> WaitForNotifications(int64_t timeout_ms) override;
   bool InTransaction() override;
   int BackendPid() override;
   std::string DatabaseName() override;
