@@ -16,6 +16,8 @@
 #include "doctor.h"
 #include "event_loop.h"
 #include "exit_code.h"
+#include "gate.h"
+#include "gate_session.h"
 #include "log.h"
 #include "migration_files.h"
 #include "migrator.h"
@@ -94,26 +96,69 @@ Result<FilesAndDb> LoadFilesAndConnect(
   return FilesAndDb{std::move(**files), std::move(*db)};
 }
 
+// The schema gate (docs/gate.md): after readiness, until the history holds every
+// file; the connection closes when it returns, before APP starts.
+Status Gate(const Config& cfg, FilesAndDb loaded) {
+  Clock& clock = RealClock();
+  GateSessionOptions session;
+  session.connect = [&cfg, &clock](int64_t deadline_ms) -> Result<std::unique_ptr<Database>> {
+    Config again = cfg;
+    again.wait_timeout_ms = 0;  // forever, unless the gate has a deadline
+    if (deadline_ms >= 0) {
+      again.wait_timeout_ms = deadline_ms - clock.NowMs();
+      if (again.wait_timeout_ms <= 0) return Status::Timeout("the gate's deadline passed");
+    }
+    return Connect(again);
+  };
+  session.sleep = [](int64_t ms) {
+    EventLoop::Wake w = EventLoop::Get().Wait(-1, 0, ms);
+    return w.kind == EventLoop::Wake::kSignal ? Status::Signal(w.signo) : Status::Ok();
+  };
+  GateSession source(std::move(loaded.db), cfg, std::move(session), clock);
+  Status listening = source.Start();
+  if (!listening.ok()) return listening;
+  GateOptions opts;
+  opts.out_of_order = cfg.out_of_order;
+  opts.timeout_ms = cfg.migrations_wait_timeout_ms;
+  opts.log_interval_ms = cfg.gate_log_interval_ms;
+  return RunGate(source, loaded.files, opts, clock);
+}
+
+// wait, and run mode without RUN_MIGRATIONS: readiness, then the gate when asked.
+Status ReadyOrGate(const Config& cfg) {
+  if (!cfg.wait_for_migrations) {
+    auto db = Connect(cfg);
+    return db.ok() ? Status::Ok() : db.status();
+  }
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  return Gate(cfg, std::move(*loaded));
+}
+
+// --wait-for-migrations where the process migrates itself: said once, not an error.
+void SayGateMoot(const Config& cfg, const char* why) {
+  if (cfg.wait_for_migrations) LogInfo("gate.moot", {{"reason", why}});
+}
+
 Status RunCommand(const Invocation& inv, const Config& cfg) {
   if (cfg.run_migrations) {
+    SayGateMoot(cfg, "RUN_MIGRATIONS=true: this process applies the migrations itself");
     auto loaded = LoadFilesAndConnect(cfg);
     if (!loaded.ok()) return loaded.status();
     Status s = Migrate(*loaded->db, cfg, loaded->files, MigrateOptions{}, RealClock());
     if (!s.ok()) return s;
   } else {
-    auto db = Connect(cfg);
-    if (!db.ok()) return db.status();
+    Status s = ReadyOrGate(cfg);
+    if (!s.ok()) return s;
   }  // the connection closes before APP starts
   if (cfg.init) return SuperviseApp(inv.app, cfg.init_grace_ms);
   return ExecApp(inv.app);
 }
 
-Status WaitCommand(const Invocation&, const Config& cfg) {
-  auto db = Connect(cfg);
-  return db.ok() ? Status::Ok() : db.status();
-}
+Status WaitCommand(const Invocation&, const Config& cfg) { return ReadyOrGate(cfg); }
 
 Status MigrateCommand(const Invocation& inv, const Config& cfg) {
+  SayGateMoot(cfg, "migrate applies the migrations itself");
   auto loaded = LoadFilesAndConnect(cfg, [&](const std::vector<Migration>& files) {
     return CheckTarget(files, inv.target, cfg.migrations_dir);
   });
@@ -207,7 +252,8 @@ const CommandSpec kCommands[] = {
      nullptr,
      false,
      WaitCommand,
-     "wait until the database accepts the login, then exit 0"},
+     "wait until the database accepts the login (and, with --wait-for-migrations,\nuntil every "
+     "migration is applied), then exit 0"},
     {"migrate",
      {"up"},
      {"target", "dry-run"},

@@ -140,6 +140,12 @@ const SettingSpec kSpecs[] = {
      "Write the failure reason here when the file exists"},
     {"long-running", "PGBOOT_LONG_RUNNING", nullptr, "doctor.long_running", "60s",
      Duration<&Config::long_running_ms>, "doctor: report queries active for longer than this"},
+    {"wait-for-migrations", "PGBOOT_WAIT_FOR_MIGRATIONS", nullptr, "run.wait_for_migrations",
+     "false", Flag<&Config::wait_for_migrations>,
+     "Run mode without RUN_MIGRATIONS, and wait: wait until every migration is applied"},
+    {"migrations-wait-timeout", "PGBOOT_MIGRATIONS_WAIT_TIMEOUT", nullptr,
+     "run.migrations_wait_timeout", "15m", Duration<&Config::migrations_wait_timeout_ms>,
+     "--wait-for-migrations: give up after this long from readiness (0 = forever)"},
     {nullptr, "PGBOOT_ENV", nullptr, "env", "", Text<&Config::env>, "production: guard rollback"},
     // How often waits report themselves: environment only, so tests can shorten them.
     {nullptr, "PGBOOT_WAIT_LOG_INTERVAL", nullptr, nullptr, "5s",
@@ -148,6 +154,8 @@ const SettingSpec kSpecs[] = {
      Duration<&Config::lock_log_interval_ms>, ""},
     {nullptr, "PGBOOT_PROGRESS_INTERVAL", nullptr, nullptr, "10s",
      Duration<&Config::progress_interval_ms>, ""},
+    {nullptr, "PGBOOT_GATE_LOG_INTERVAL", nullptr, nullptr, "10s",
+     Duration<&Config::gate_log_interval_ms>, ""},
 };
 
 // Where a value came from, for error messages.

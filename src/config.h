@@ -47,12 +47,17 @@ struct Config {
   int64_t init_grace_ms = 5000;
   std::string termination_log = "/dev/termination-log";
   int64_t long_running_ms = 60000;
+  // The schema gate (docs/gate.md): run mode without RUN_MIGRATIONS and `wait`.
+  bool wait_for_migrations = false;
+  int64_t migrations_wait_timeout_ms = 15 * 60 * 1000;
   std::string env;  // PGBOOT_ENV; "production" turns on the rollback guard
   // How often waits report themselves. Environment only (PGBOOT_WAIT_LOG_INTERVAL,
-  // PGBOOT_LOCK_LOG_INTERVAL, PGBOOT_PROGRESS_INTERVAL): tests shorten them.
+  // PGBOOT_LOCK_LOG_INTERVAL, PGBOOT_PROGRESS_INTERVAL, PGBOOT_GATE_LOG_INTERVAL):
+  // tests shorten them.
   int64_t wait_log_interval_ms = 5000;
   int64_t lock_log_interval_ms = 10000;
   int64_t progress_interval_ms = 10000;
+  int64_t gate_log_interval_ms = 10000;  // PGBOOT_GATE_LOG_INTERVAL
 
   bool operator==(const Config&) const = default;
 };

@@ -80,7 +80,8 @@ GateVerdict DecideGate(const std::vector<Migration>& files, const std::vector<Hi
 }
 
 bool IsConnectionLost(const Status& s) {
-  const std::string& st = s.sqlstate();
+  if (s.kind() == StatusKind::kConnectionLost) return true;
+  const std::string& st = s.sqlstate();  // kept when History re-kinds the error
   return st.rfind("08", 0) == 0 || st == "57P01" || st == "57P02" || st == "57P03";
 }
 
@@ -107,7 +108,7 @@ Status RunGate(GateSource& source, const std::vector<Migration>& files, const Ga
                       " (--migrations-wait-timeout): " + std::to_string(pending.size()) +
                       " pending: " + ListVersions(pending);
     if (!last_error.empty()) why += " (last error: " + last_error + ")";
-    return Status::NotReady(why);
+    return Status::Timeout(why);
   };
   // A lost session is made again within the deadline; anything else ends the gate.
   auto recover = [&](const Status& s) -> Status {
@@ -115,7 +116,7 @@ Status RunGate(GateSource& source, const std::vector<Migration>& files, const Ga
     last_error = Redact(s.message());
     LogInfo("gate.reconnect", {{"reason", last_error}});
     Status again = source.Reconnect(deadline);
-    if (again.code() == kExitNotReady) return timed_out();
+    if (again.kind() == StatusKind::kTimeout) return timed_out();
     if (again.ok()) last_error.clear();
     return again;
   };
@@ -135,7 +136,7 @@ Status RunGate(GateSource& source, const std::vector<Migration>& files, const Ga
       return Status::Ok();
     }
     if (v.kind == GateVerdict::Kind::kFail) {
-      return Status::Validation("the gate cannot open: " + v.reason);
+      return Status::Precondition("the gate cannot open: " + v.reason);
     }
     if (v.pending != pending) backoff = Backoff(options.poll_cap_ms);  // progress: look often
     pending = v.pending;

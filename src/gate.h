@@ -51,7 +51,7 @@ class GateSource {
   // session dropped.
   virtual Status Wait(int64_t ms) = 0;
   // Makes a new session (and listens again) before `deadline_ms` on the loop's
-  // clock (< 0: no deadline). NotReady when the deadline passes first.
+  // clock (< 0: no deadline). A Timeout status when the deadline passes first.
   virtual Status Reconnect(int64_t deadline_ms) = 0;
 };
 
@@ -62,16 +62,16 @@ struct GateOptions {
   int64_t poll_cap_ms = 2000;           // the backoff cap between re-reads
 };
 
-// Whether `s` says the session is gone (SQLSTATE class 08, or the server shutting
-// down or restarting: 57P01-57P03), so reconnecting may help.
+// Whether `s` says the session is gone (kConnectionLost, SQLSTATE class 08, or the
+// server shutting down or restarting: 57P01-57P03), so reconnecting may help.
 bool IsConnectionLost(const Status& s);
 
 // The gate loop: re-reads the history until DecideGate opens (logs gate.open, Ok)
-// or fails (exit 6), polling with full-jitter backoff capped at poll_cap_ms (reset
-// whenever the pending set changes: a migration is under way), woken early by the
-// source's notifications; reconnects a lost session within the deadline. Logs
-// gate.waiting (pending, next) at once and every log_interval_ms. Past the deadline:
-// NotReady (exit 3) naming the pending versions.
+// or fails (a Precondition status, exit 6), polling with full-jitter backoff capped at poll_cap_ms
+// (reset whenever the pending set changes: a migration is under way), woken early by the source's
+// notifications; reconnects a lost session within the deadline. Logs gate.waiting (pending, next)
+// at once and every log_interval_ms. Past the deadline: a Timeout status (exit 3) naming the
+// pending versions.
 Status RunGate(GateSource& source, const std::vector<Migration>& files, const GateOptions& options,
                Clock& clock);
 

@@ -111,9 +111,10 @@ TEST_CASE("ListVersions names at most `limit` versions") {
 }
 
 TEST_CASE("IsConnectionLost: class 08 and the server going away") {
-  CHECK(IsConnectionLost(Status::Sql(1, "gone", "08006")));
-  CHECK(IsConnectionLost(Status::Sql(1, "admin shutdown", "57P01")));
-  CHECK_FALSE(IsConnectionLost(Status::Sql(1, "denied", "42501")));
+  CHECK(IsConnectionLost(Status::ConnectionLost("gone")));
+  CHECK(IsConnectionLost(Status::Sql("gone", "08006").As(StatusKind::kInternal)));
+  CHECK(IsConnectionLost(Status::Sql("admin shutdown", "57P01")));
+  CHECK_FALSE(IsConnectionLost(Status::Sql("denied", "42501")));
   CHECK_FALSE(IsConnectionLost(Status::Signal(15)));
 }
 
@@ -135,7 +136,7 @@ class FakeSource : public GateSource {
     ++reads;
     if (reads_left_lost > 0) {
       --reads_left_lost;
-      return Status::Sql(kExitInternal, "server closed the connection", "08006");
+      return Status::ConnectionLost("server closed the connection");
     }
     if (!errors.empty()) {
       Status s = errors.front();
@@ -158,7 +159,7 @@ class FakeSource : public GateSource {
     reconnect_deadlines.push_back(deadline_ms);
     if (reconnect_fails) {
       if (deadline_ms >= 0) clock_.now = deadline_ms;
-      return Status::NotReady("database not ready: refused");
+      return Status::Timeout("database not ready: refused");
     }
     clock_.now += 100;
     return Status::Ok();
@@ -257,7 +258,7 @@ TEST_CASE("gate.waiting repeats every log interval; sleeps never overshoot it") 
   opts.timeout_ms = 35000;
   opts.log_interval_ms = 10000;
   Status s = RunGate(src, kFiles, opts, clock);
-  CHECK(s.code() == kExitNotReady);
+  CHECK(s.kind() == StatusKind::kTimeout);
   std::string text = log.Text();
   // At 0, 10, 20 and 30 s.
   CHECK(Count(text, "gate.waiting pending=3 next=1") == 4);
@@ -273,7 +274,7 @@ TEST_CASE("the deadline is exit 3 naming the pending versions, never overshot") 
   opts.timeout_ms = 1500;
   const int64_t start = clock.now;
   Status s = RunGate(src, kFiles, opts, clock);
-  CHECK(s.code() == kExitNotReady);
+  CHECK(s.kind() == StatusKind::kTimeout);
   CHECK(s.message().find("within 1500ms") != std::string::npos);
   CHECK(s.message().find("2 pending: 2, 3") != std::string::npos);
   CHECK(clock.now == start + 1500);
@@ -284,7 +285,7 @@ TEST_CASE("a failing verdict is exit 6 at once") {
   FakeSource src(clock);
   src.script = {{Row("1", "failed")}};
   Status s = RunGate(src, kFiles, GateOptions{}, clock);
-  CHECK(s.code() == kExitValidation);
+  CHECK(s.kind() == StatusKind::kPrecondition);
   CHECK(s.message().find("the gate cannot open: version 1 (m1) is marked failed") == 0);
   CHECK(src.waits.empty());
 }
@@ -322,7 +323,7 @@ TEST_CASE("a reconnect that misses the deadline is exit 3 naming what is pending
   GateOptions opts;
   opts.timeout_ms = 0;  // forever: the reconnect then has no deadline either
   Status s = RunGate(src, kFiles, opts, clock);
-  CHECK(s.code() == kExitNotReady);
+  CHECK(s.kind() == StatusKind::kTimeout);
   CHECK(s.message().find("3 pending: 1, 2, 3") != std::string::npos);
   CHECK(s.message().find("last error: server closed the connection") != std::string::npos);
   CHECK(src.reconnect_deadlines == std::vector<int64_t>{-1});
@@ -332,16 +333,17 @@ TEST_CASE("other errors and signals end the loop as they are") {
   FakeClock clock;
   SUBCASE("permission") {
     FakeSource src(clock);
-    src.errors = {Status::Validation("grant it")};
+    src.errors = {Status::Precondition("grant it")};
     Status s = RunGate(src, kFiles, GateOptions{}, clock);
-    CHECK(s.code() == kExitValidation);
+    CHECK(s.kind() == StatusKind::kPrecondition);
     CHECK(src.reconnect_deadlines.empty());
   }
   SUBCASE("signal while waiting") {
     FakeSource src(clock);
     src.signal_after_waits = 1;
     Status s = RunGate(src, kFiles, GateOptions{}, clock);
-    CHECK(s.code() == 143);
+    CHECK(s.is_signal());
+    CHECK(s.signal() == 15);
     CHECK(src.waits.size() == 2);
   }
 }
