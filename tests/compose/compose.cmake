@@ -7,6 +7,8 @@
 #                       postgres -> migrate exits 0 -> app serves; a broken
 #                       migration exits 5 and the app never starts
 #   compose.dev         docker-compose.dev.yml: two apps migrate together, once
+#   compose.gate        docker-compose.gate.yml: app services gate on the one-shot
+#                       migrator, no depends_on between them
 #   deploy.kubernetes   deploy/kubernetes and deploy/helm: parse, schemas, fields
 #   deploy.ci           deploy/ci/github-actions.yml: its pgboot steps run
 #   deploy.docs         docs/integrations snippets verbatim in the tested files
@@ -28,7 +30,8 @@ endfunction()
 pgboot_compose_test(compose.config test_compose_config.py "integrations")
 pgboot_compose_test(compose.up test_compose_up.py "container;integrations")
 pgboot_compose_test(compose.dev test_compose_dev.py "container;integrations")
-set_tests_properties(compose.up compose.dev PROPERTIES FIXTURES_REQUIRED container_images)
+pgboot_compose_test(compose.gate test_compose_gate.py "container;integrations")
+set_tests_properties(compose.up compose.dev compose.gate PROPERTIES FIXTURES_REQUIRED container_images)
 
 pgboot_compose_test(deploy.kubernetes test_kubernetes.py "integrations")
 pgboot_compose_test(deploy.ci test_ci.py "integrations")

@@ -60,11 +60,13 @@ BUILD_KEY_LABEL = "org.pgboot.test.build-key"
 
 COMPOSE_FILE = os.path.join(SOURCE_DIR, "docker-compose.yml")
 DEV_FILE = os.path.join(SOURCE_DIR, "docker-compose.dev.yml")
+GATE_FILE = os.path.join(SOURCE_DIR, "docker-compose.gate.yml")
 TEST_OVERRIDE = os.path.join(HERE, "compose.test.yml")
 MIGRATE_OVERRIDE = os.path.join(HERE, "compose.test.migrate.yml")
 MIGRATIONS_OVERRIDE = os.path.join(HERE, "compose.test.migrations.yml")
 PROD_FILES = [COMPOSE_FILE, TEST_OVERRIDE, MIGRATE_OVERRIDE]
 DEV_FILES = [DEV_FILE, TEST_OVERRIDE]
+GATE_FILES = [GATE_FILE, TEST_OVERRIDE, MIGRATE_OVERRIDE]
 
 SECRETS_DIR = os.path.join(SOURCE_DIR, "deploy", "compose", "secrets")
 # What the example app serves at /cgi-bin/orders once the migrations ran.

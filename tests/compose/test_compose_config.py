@@ -2,8 +2,9 @@
 """`docker-compose config` of every Compose file, and what each must say.
 
 No container runs here (config needs no daemon): docker-compose.yml (the
-production pattern), docker-compose.dev.yml (the development pattern), each
-alone and with the test overrides. By hand:
+production pattern), docker-compose.dev.yml (the development pattern),
+docker-compose.gate.yml (the schema gate), each alone and with the test
+overrides. By hand:
 
     python3 tests/compose/test_compose_config.py -v
 """
@@ -95,16 +96,43 @@ class ComposeConfigTest(unittest.TestCase):
                                 if k not in ("environment", "depends_on")})
         self.assertEqual(cfg["secrets"], prod["secrets"])
 
+    def test_gate_file(self):
+        prod = self.render(compose_tools.COMPOSE_FILE)
+        cfg = self.render(compose_tools.GATE_FILE)
+        s = cfg["services"]
+        self.assertEqual(sorted(s), ["app", "migrate", "postgres", "worker"])
+        self.assertEqual(s["postgres"], prod["services"]["postgres"])
+        # The migrator and the app services start together: nothing orders them,
+        # the gate does (docs/gate.md).
+        for name in ("migrate", "app", "worker"):
+            self.assertNotIn("depends_on", s[name], name)
+        mig = s["migrate"]
+        self.assertEqual({k: v for k, v in mig.items() if k != "depends_on"},
+                         {k: v for k, v in prod["services"]["migrate"].items() if k != "depends_on"})
+        for name in ("app", "worker"):
+            env = s[name]["environment"]
+            self.assertEqual(env["PGBOOT_WAIT_FOR_MIGRATIONS"], "true", name)
+            self.assertEqual(env["PGBOOT_MIGRATIONS_WAIT_TIMEOUT"], "15m", name)
+            self.assertNotIn("RUN_MIGRATIONS", env, name)
+            self.assertEqual(s[name]["image"], prod["services"]["app"]["image"])
+            self.assertEqual(s[name]["command"], prod["services"]["app"]["command"])
+            self.assertSecretOnly(s[name], "database_url")
+        self.assertEqual(s["worker"]["environment"]["PORT"], "8081")
+        self.assertEqual(cfg["secrets"], prod["secrets"])
+
     def test_with_the_test_overrides(self):
         variants = {
             "production": compose_tools.PROD_FILES,
             "production, broken migrations": compose_tools.PROD_FILES + [compose_tools.MIGRATIONS_OVERRIDE],
             "dev": compose_tools.DEV_FILES,
+            "gate": compose_tools.GATE_FILES,
         }
         for label, files in variants.items():
             with self.subTest(label):
                 cfg = self.render(*files, variables=TEST_VARS)
                 for name, svc in cfg["services"].items():
+                    if label == "gate" and name == "worker":
+                        continue  # the test sets the worker's port and network itself
                     self.assertEqual(svc.get("network_mode"), "host", name)
                     self.assertTrue(svc["image"].startswith("localhost/"), svc["image"])
                 self.assertEqual(cfg["services"]["postgres"]["environment"]["PGPORT"], "55432")

@@ -29,7 +29,9 @@ QUOTED_FILES = ("docker-compose.yml", "docker-compose.dev.yml", "Dockerfile.migr
                 "examples/app/Dockerfile", "deploy/kubernetes/init-container.yaml",
                 "deploy/kubernetes/job.yaml", "deploy/kubernetes/secret.yaml",
                 "deploy/helm/app/templates/migrate-job.yaml", "deploy/helm/app/values.yaml",
-                "deploy/ci/github-actions.yml")
+                "deploy/ci/github-actions.yml", "docker-compose.gate.yml",
+                "deploy/kubernetes/gate.yaml", "deploy/helm/app-gated/templates/migrate-job.yaml",
+                "deploy/helm/app-gated/templates/deployment.yaml")
 
 SNIPPET = re.compile(r"^<!-- snippet: (\S+) -->$")
 ILLUSTRATION = "<!-- illustration: not a tested file -->"

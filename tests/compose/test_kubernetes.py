@@ -16,7 +16,9 @@ so:
   - the checks the schemas cannot make (an image is optional there, env names
     are free text) and the fields pgboot's integration is about:
     terminationMessagePolicy, backoffLimit, activeDeadlineSeconds (longer than
-    pgboot's own timeouts), the podFailurePolicy exit codes, the Helm hook.
+    pgboot's own timeouts), the podFailurePolicy exit codes, the Helm hook, and
+    for the schema gate (gate.yaml, the app-gated chart) pods that gate instead
+    of migrating, with a startup probe that outlasts the gate.
 
     python3 tests/compose/test_kubernetes.py -v
 """
@@ -39,6 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = images.SOURCE_DIR
 K8S_DIR = os.path.join(SOURCE_DIR, "deploy", "kubernetes")
 CHART_DIR = os.path.join(SOURCE_DIR, "deploy", "helm", "app")
+GATED_CHART_DIR = os.path.join(SOURCE_DIR, "deploy", "helm", "app-gated")
+CHART_DIRS = (CHART_DIR, GATED_CHART_DIR)
 VALIDATOR_SRC = os.path.join(HERE, "k8s-validator")
 VALIDATOR_DIR = (os.environ.get("PGBOOT_K8S_VALIDATOR_DIR")
                  or os.path.join(images.CACHE_DIR, "k8s-validator"))
@@ -81,13 +85,14 @@ def render(template, context):
     return _ACTION.sub(action, template)
 
 
-def chart_context(release="test-release"):
-    with open(os.path.join(CHART_DIR, "Chart.yaml")) as f:
+def chart_context(release="test-release", chart_dir=CHART_DIR, revision=1):
+    with open(os.path.join(chart_dir, "Chart.yaml")) as f:
         chart = yaml.safe_load(f)
-    with open(os.path.join(CHART_DIR, "values.yaml")) as f:
+    with open(os.path.join(chart_dir, "values.yaml")) as f:
         values = yaml.safe_load(f)
     return {"Values": values,
-            "Release": {"Name": release, "Namespace": "default", "Service": "Helm"},
+            "Release": {"Name": release, "Namespace": "default", "Service": "Helm",
+                        "Revision": revision},
             "Chart": {"Name": chart["name"], "Version": chart["version"],
                       "AppVersion": chart["appVersion"]}}
 
@@ -166,11 +171,12 @@ def load_all():
     for path in sorted(glob.glob(os.path.join(K8S_DIR, "*.yaml"))):
         with open(path) as f:
             docs += [(os.path.relpath(path, SOURCE_DIR), d) for d in yaml.safe_load_all(f) if d]
-    ctx = chart_context()
-    for path in sorted(glob.glob(os.path.join(CHART_DIR, "templates", "*.yaml"))):
-        with open(path) as f:
-            text = render(f.read(), ctx)
-        docs += [(os.path.relpath(path, SOURCE_DIR), d) for d in yaml.safe_load_all(text) if d]
+    for chart_dir in CHART_DIRS:
+        ctx = chart_context(chart_dir=chart_dir)
+        for path in sorted(glob.glob(os.path.join(chart_dir, "templates", "*.yaml"))):
+            with open(path) as f:
+                text = render(f.read(), ctx)
+            docs += [(os.path.relpath(path, SOURCE_DIR), d) for d in yaml.safe_load_all(text) if d]
     return docs
 
 
@@ -215,19 +221,21 @@ class KubernetesExamplesTest(unittest.TestCase):
                                  recursive=True)
                        + glob.glob(os.path.join(SOURCE_DIR, "deploy", "helm", "**", "*.y*ml"),
                                    recursive=True))
-        self.assertGreaterEqual(len(files), 7, files)
-        ctx = chart_context()
+        self.assertGreaterEqual(len(files), 11, files)
         for path in files:
             with self.subTest(os.path.relpath(path, SOURCE_DIR)):
                 with open(path) as f:
                     text = f.read()
                 if os.sep + "templates" + os.sep in path:
-                    text = render(text, ctx)
+                    chart_dir = path.split(os.sep + "templates" + os.sep)[0]
+                    text = render(text, chart_context(chart_dir=chart_dir))
                 self.assertTrue([d for d in yaml.safe_load_all(text) if d is not None])
-        with open(os.path.join(CHART_DIR, "Chart.yaml")) as f:
-            chart = yaml.safe_load(f)
-        self.assertEqual(chart["apiVersion"], "v2")
-        self.assertRegex(chart["version"], r"^\d+\.\d+\.\d+$")
+        for chart_dir in CHART_DIRS:
+            with open(os.path.join(chart_dir, "Chart.yaml")) as f:
+                chart = yaml.safe_load(f)
+            self.assertEqual(chart["apiVersion"], "v2")
+            self.assertEqual(chart["name"], os.path.basename(chart_dir))
+            self.assertRegex(chart["version"], r"^\d+\.\d+\.\d+$")
 
     def test_objects_match_the_kubernetes_schemas(self):
         results = schema_errors(self.docs)
@@ -339,6 +347,58 @@ class KubernetesExamplesTest(unittest.TestCase):
         self.assertEqual(dep["spec"]["replicas"], ctx["Values"]["replicaCount"])
         self.assertNotIn("RUN_MIGRATIONS", {e["name"] for e in dep["spec"]["template"]["spec"]
                                              ["containers"][0]["env"]})
+
+    def assertGatedDeployment(self, dep, job):
+        """Pods that gate on the schema while `job` migrates: the gate on, never
+        RUN_MIGRATIONS, a startup probe that outlasts the gate's deadline, the same
+        database secret as the Job."""
+        spec = dep["spec"]["template"]["spec"]
+        self.assertNotIn("initContainers", spec, "the gate replaces the init container")
+        [c] = spec["containers"]
+        self.assertFalse(is_pgboot(c), "the app image, pgboot as its ENTRYPOINT")
+        env = {e["name"]: e for e in c["env"]}
+        self.assertEqual(env["PGBOOT_WAIT_FOR_MIGRATIONS"]["value"], "true")
+        self.assertNotIn("RUN_MIGRATIONS", env)
+        gate = seconds(env["PGBOOT_MIGRATIONS_WAIT_TIMEOUT"]["value"])
+        probe = c["startupProbe"]
+        self.assertGreater(probe["periodSeconds"] * probe["failureThreshold"], gate,
+                           "the kubelet must not restart a pod that is only gated")
+        self.assertNotIn("livenessProbe", c)
+        [m] = job["spec"]["template"]["spec"]["containers"]
+        job_ref = {e["name"]: e for e in m["env"]}["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        self.assertEqual(env["DATABASE_URL"]["valueFrom"]["secretKeyRef"], job_ref)
+        self.assertGreater(dep["spec"]["replicas"], 1, "the point: many pods, one migration")
+        # The Job's pods must not be taken for the Deployment's.
+        selector = dep["spec"]["selector"]["matchLabels"]
+        job_labels = job["spec"]["template"]["metadata"]["labels"]
+        self.assertNotEqual({k: job_labels.get(k) for k in selector}, selector)
+
+    def test_gate_example(self):
+        [job] = self.objects("kubernetes/gate.yaml", "Job")
+        [dep] = self.objects("kubernetes/gate.yaml", "Deployment")
+        self.assertMigrationJob(job)
+        self.assertNotIn("annotations", job["metadata"])
+        self.assertGatedDeployment(dep, job)
+
+    def test_helm_gated_chart(self):
+        [job] = self.objects("helm/app-gated/templates/migrate-job.yaml", "Job")
+        [dep] = self.objects("helm/app-gated/templates/deployment.yaml", "Deployment")
+        self.assertMigrationJob(job)
+        # An ordinary resource (or a post-install/post-upgrade hook): a pre-* hook
+        # finishes before the Deployment changes, so there would be nothing to gate.
+        hook = job["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        self.assertFalse([h for h in hook.split(",") if h.startswith("pre-")], hook)
+        # One Job per revision: a Job's pod template cannot be updated in place.
+        self.assertEqual(job["metadata"]["name"], "test-release-migrate-1")
+        with open(os.path.join(GATED_CHART_DIR, "templates", "migrate-job.yaml")) as f:
+            two = yaml.safe_load(render(f.read(), chart_context(chart_dir=GATED_CHART_DIR,
+                                                                revision=2)))
+        self.assertEqual(two["metadata"]["name"], "test-release-migrate-2")
+        self.assertGatedDeployment(dep, job)
+        ctx = chart_context(chart_dir=GATED_CHART_DIR)
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(c["image"], "%s:%s" % (ctx["Values"]["image"]["repository"],
+                                                ctx["Values"]["image"]["tag"]))
 
     def test_render_refuses_what_it_cannot_check(self):
         ctx = chart_context()
