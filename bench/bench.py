@@ -46,7 +46,8 @@ from harness import cluster as pgh
 from harness.proc import StartBarrier
 from harness.server import new_cluster
 
-SCENARIOS = ("apply", "noop", "ready", "replicas", "footprint")
+SCENARIOS = ("apply", "noop", "ready", "replicas", "gate", "footprint")
+GATE_SIZE = 5  # migrations the gate scenario's migrator applies each run
 
 
 def harness_env():
@@ -745,6 +746,84 @@ class Bench:
 
     # -- scenario 5
 
+    def scenario_gate(self):
+        """Gate latency: from the migrating process's last commit to the gated app's exec,
+        pgboot --wait-for-migrations beside the loop people write today."""
+        mig_dir = os.path.join(self.work, "gate_migrations")
+        if not os.path.isdir(mig_dir):
+            write_migrations(mig_dir, GATE_SIZE)
+        last = version(GATE_SIZE)
+        stamp = ["date", "+%s.%N"]  # the "app": prints the wall clock the moment it runs
+        loop = ('until pg_isready -q -d "$1"; do sleep 2; done; '
+                'until [ "$(psql -X -tAq -d "$1" -c "SELECT 1 FROM public.pgboot_history '
+                "WHERE version = '$2' AND status = 'applied'\" 2>/dev/null)\" = 1 ]; "
+                'do sleep 2; done; exec "$3" "$4"')
+
+        def waiter(name, url):
+            if name == "pgboot --wait-for-migrations":
+                return ([self.args.pgboot, "--wait-for-migrations", "--database-url", url,
+                         "--migrations-dir", mig_dir, "--log-format", "json", "--"] + stamp)
+            return ["sh", "-c", loop, "sh", url, last] + stamp
+
+        names = ["pgboot --wait-for-migrations", "pg_isready + schema-check loop"]
+        samples = {n: [] for n in names}
+        lo, hi = self.args.ready_delay
+        for i in range(self.args.runs):
+            for name in rotated(names, i):
+                db = "gate_%d_%d" % (i, names.index(name))
+                self.server.create_db(db)
+                s = self.gate_once(name, waiter(name, self.server.url(db)), self.server.url(db),
+                                   mig_dir, self.rng.uniform(lo, hi))
+                s["run"] = i
+                samples[name].append(s)
+                self.log("gate run %d %-31s %7.1f ms%s" % (
+                    i, name, (s.get("latency_s") or 0) * 1000, "" if s["valid"] else "  INVALID"))
+                self.server.drop_db(db)
+        self.results["gate"] = {"tools": samples, "migrations": GATE_SIZE}
+
+    def gate_once(self, name, argv, url, mig_dir, delay):
+        p = Proc(argv, clean_env(), self.cwd)
+        contention = Contention()
+        s = Sample(delay_s=delay)
+        try:
+            time.sleep(delay)  # the app replicas are up and waiting when the migrator starts
+            if p.rc is not None:
+                raise BenchError("%s ended (rc %d) before anything was migrated" % (name, p.rc))
+            m, mout, merr = run_tool([self.args.pgboot, "migrate", "--database-url", url,
+                                      "--migrations-dir", mig_dir, "--log-format", "json"],
+                                     clean_env(), self.cwd)
+            expect_rc("pgboot migrate", m, mout, merr)
+            applied = [json.loads(l) for l in merr.splitlines()
+                       if l.startswith("{") and '"migration.applied"' in l]
+            if len(applied) != GATE_SIZE:
+                raise BenchError("migrate applied %d migrations, not %d" % (len(applied), GATE_SIZE))
+            committed = datetime.datetime.strptime(applied[-1]["ts"], "%Y-%m-%dT%H:%M:%S.%fZ") \
+                .replace(tzinfo=datetime.timezone.utc).timestamp()
+            p.wait(60)
+            out, err = p.output()
+            s.update(rc=p.rc, wall_s=p.wall, maxrss_kb=p.maxrss_kb)
+            contention.done(s)
+            expect_rc(name, s, out, err)
+            try:
+                execed = float(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise BenchError("the app printed no time: %r" % out[-200:]) from None
+            # The log's ts has millisecond resolution (truncated): allow that much.
+            s["latency_s"] = execed - committed
+            if s["latency_s"] < -0.001:
+                raise BenchError("%s ran the app %.1f ms before the last commit"
+                                 % (name, -s["latency_s"] * 1000))
+            s["latency_s"] = max(0.0, s["latency_s"])
+            s["valid"] = True
+        except BenchError as e:
+            s["valid"] = False
+            self.invalid_run("gate", name, -1, e)
+        finally:
+            p.kill()
+        return s
+
+    # -- scenario 6
+
     def scenario_footprint(self):
         out = {}
         stripped = os.path.join(self.work, "pgboot.stripped")
@@ -932,6 +1011,17 @@ def build_rows(results, size):
             "dbmate --wait up", summary([s["peak_connections"] for s in ds]), fmt_count)
         row(sc, "times the migration was applied", summary([s["applied_times"] for s in ps]),
             "dbmate --wait up", summary([s["applied_times"] for s in ds]), fmt_count)
+    if "gate" in results:
+        t = results["gate"]["tools"]
+        p = stat_of(t["pgboot --wait-for-migrations"], "latency_s")
+        q = stat_of(t["pg_isready + schema-check loop"], "latency_s")
+        r = (p["median"] / q["median"]) if p and q and q["median"] else None
+        row("gate-latency", "last commit -> gated app's exec", p,
+            "until pg_isready; sleep 2; then a schema check every 2 s", q, fmt_time,
+            "median < 50 ms and >= 10x faster",
+            None if r is None else (p["median"] < 0.050 and r <= 0.1),
+            paired=paired(t["pgboot --wait-for-migrations"], t["pg_isready + schema-check loop"],
+                          "latency_s"))
     if "footprint" in results:
         b = results["footprint"]["binary_bytes"]
         p, d = summary([b["pgboot"]]), summary([b["dbmate"]])
@@ -986,6 +1076,11 @@ def miss_notes(rows, results, a):
                 "before reading much into it." % (
                     r["ratio"], "–" if r["paired_ratio"] is None else "%.2fx" % r["paired_ratio"],
                     "–" if not st else "%.0f%%" % (st["median"] * 100)))
+        elif sc.startswith("gate"):
+            notes.append(
+                "gate-latency: the gated pgboot is woken by the NOTIFY in each migration's "
+                "transaction, re-reads the history and execs; a miss here means the notification "
+                "did not arrive (an older migrator?) and it fell back to polling (up to 2 s).")
         elif sc.startswith("ready"):
             notes.append(
                 "ready-latency: while nothing listens pgboot retries with full jitter capped at "
