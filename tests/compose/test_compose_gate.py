@@ -14,13 +14,13 @@ migrator's last commit and serve the migrated rows. By hand:
 """
 
 import os
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import compose_tools  # noqa: E402
-from compose_tools import common  # noqa: E402
+from harness.case import PgbootTestCase
+from harness.files import temp_dir
+from harness.logs import events
+from harness.server import free_port
+import compose_tools
 
 setUpModule = compose_tools.setUpModule  # the images, one podman service
 tearDownModule = compose_tools.tearDownModule
@@ -28,10 +28,10 @@ ORDERS = compose_tools.ORDERS
 SLOW = "20260101000300_slow.sql"
 
 
-class ComposeGateTest(common.PgbootTestCase):
+class ComposeGateTest(PgbootTestCase):
 
     def test_apps_gate_on_the_one_shot_migrator_without_depends_on(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         src = os.path.join(compose_tools.SOURCE_DIR, "migrations")
         for name in sorted(os.listdir(src)):
             with open(os.path.join(src, name), "rb") as f:
@@ -41,7 +41,7 @@ class ComposeGateTest(common.PgbootTestCase):
         versions = compose_tools.repo_versions() + [SLOW.split("_")[0]]
 
         project = compose_tools.Project(self, compose_tools.GATE_FILES)
-        worker_port = common.free_port()
+        worker_port = free_port()
 
         def edit(cfg):
             services = cfg["services"]
@@ -68,7 +68,7 @@ class ComposeGateTest(common.PgbootTestCase):
         migrate = project.state("migrate")
         migrate_log = project.logs("migrate")
         self.assertEqual((migrate["Status"], migrate["ExitCode"]), ("exited", 0), migrate_log)
-        applied = common.events(migrate_log, "migration.applied")
+        applied = events(migrate_log, "migration.applied")
         self.assertEqual([e["version"] for e in applied], versions, migrate_log)
 
         for name, port in (("app", project.app_port), ("worker", worker_port)):
@@ -76,14 +76,14 @@ class ComposeGateTest(common.PgbootTestCase):
                 self.assertEqual(compose_tools.http_get(port, "/cgi-bin/orders").strip(), ORDERS)
                 log = project.logs(name)
                 self.assertEqual(project.state(name)["Status"], "running", log)
-                waiting = common.events(log, "gate.waiting")
+                waiting = events(log, "gate.waiting")
                 self.assertTrue(waiting, "it started before the migrator finished:\n" + log)
                 self.assertGreaterEqual(int(waiting[0]["pending"]), 1, log)
-                [opened] = common.events(log, "gate.open")
+                [opened] = events(log, "gate.open")
                 self.assertGreaterEqual(opened["ts"], applied[-1]["ts"],
                                         "opened before the last migration committed")
-                self.assertTrue(common.events(log, "exec"), log)
-                self.assertEqual(common.events(log, "migration.applied"), [], log)
+                self.assertTrue(events(log, "exec"), log)
+                self.assertEqual(events(log, "migration.applied"), [], log)
                 self.assertNoPassword(log, project.password)
         self.assertEqual(project.psql("SELECT version FROM pgboot_history ORDER BY version")
                          .split(), versions)
