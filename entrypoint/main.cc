@@ -115,8 +115,6 @@ Status Gate(const Config& cfg, FilesAndDb loaded) {
     return w.kind == EventLoop::Wake::kSignal ? Status::Signal(w.signo) : Status::Ok();
   };
   GateSession source(std::move(loaded.db), cfg, std::move(session), clock);
-  Status listening = source.Start();
-  if (!listening.ok()) return listening;
   GateOptions opts;
   opts.out_of_order = cfg.out_of_order;
   opts.timeout_ms = cfg.migrations_wait_timeout_ms;

@@ -17,8 +17,6 @@ GateSession::GateSession(std::unique_ptr<Database> db, const Config& cfg,
                          GateSessionOptions options, Clock& clock)
     : db_(std::move(db)), cfg_(cfg), options_(std::move(options)), clock_(clock) {}
 
-Status GateSession::Start() { return options_.listen ? Listen() : Status::Ok(); }
-
 Status GateSession::Listen() {
   // The payload migrate sends, spelled by the server so that both sides agree.
   auto r = db_->Exec("SELECT quote_ident($1) || '.' || quote_ident($2)",
@@ -26,7 +24,9 @@ Status GateSession::Listen() {
   if (!r.ok()) return r.status();
   payload_ = Cell(*r);
   auto listened = db_->Exec("LISTEN pgboot");
-  return listened.ok() ? Status::Ok() : listened.status();
+  if (!listened.ok()) return listened.status();
+  listening_ = true;
+  return Status::Ok();
 }
 
 Status GateSession::PermissionError(const Status& s) {
@@ -38,6 +38,9 @@ Status GateSession::PermissionError(const Status& s) {
 }
 
 Result<std::vector<HistoryRow>> GateSession::ReadHistory() {
+  if (options_.listen && !listening_) {
+    if (Status s = Listen(); !s.ok()) return s;
+  }
   History history(*db_, cfg_.history_table);
   auto rows = history.Read();
   if (!rows.ok() && rows.status().sqlstate() == "42501") return PermissionError(rows.status());
@@ -63,10 +66,11 @@ Status GateSession::Wait(int64_t ms) {
 
 Status GateSession::Reconnect(int64_t deadline_ms) {
   db_.reset();  // one connection at a time
+  listening_ = false;
   auto db = options_.connect(deadline_ms);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
-  return Start();
+  return Status::Ok();
 }
 
 }  // namespace pgboot

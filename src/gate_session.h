@@ -32,10 +32,9 @@ class GateSession : public GateSource {
   GateSession(std::unique_ptr<Database> db, const Config& cfg, GateSessionOptions options,
               Clock& clock);
 
-  // LISTENs (when listening) on the first session; call before RunGate.
-  Status Start();
-
-  // A missing table or schema is no rows. 42501 on the table or its schema is
+  // LISTENs first (when listening and not yet on this session), so that no commit
+  // between a read and the LISTEN goes unnoticed. A missing table or schema is no
+  // rows. 42501 on the table or its schema is
   // a Precondition (exit 6) naming the grants the session's role needs.
   Result<std::vector<HistoryRow>> ReadHistory() override;
   // Listening: until a notification for this history table, else a plain sleep.
@@ -50,7 +49,8 @@ class GateSession : public GateSource {
   const Config& cfg_;
   GateSessionOptions options_;
   Clock& clock_;
-  std::string payload_;  // quote_ident(schema).quote_ident(table), as the server spells it
+  std::string payload_;     // quote_ident(schema).quote_ident(table), as the server spells it
+  bool listening_ = false;  // LISTEN ran on this session
 };
 
 // The statements that let `role` pass the gate on history table `table` (docs/reference.md).
