@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "sha256.h"
+#include "utf8.h"
 
 namespace pgboot {
 namespace {
@@ -57,7 +58,8 @@ bool ReadFile(const std::string& path, std::string* out, std::string* error) {
   return true;
 }
 
-// The only normalisation the checksum allows (SPEC §4): drop a leading BOM, CRLF -> LF.
+// The only normalisation the checksum allows (docs/reference.md, "Migration files"): drop a
+// leading BOM, CRLF -> LF.
 std::string Normalize(std::string_view raw) {
   if (raw.starts_with("\xEF\xBB\xBF")) raw.remove_prefix(3);
   std::string out;
@@ -67,41 +69,6 @@ std::string Normalize(std::string_view raw) {
     out.push_back(raw[i]);
   }
   return out;
-}
-
-// Returns the length of the valid UTF-8 sequence at s[i], or 0. Rejects what PostgreSQL
-// rejects: overlong forms, surrogates, code points above U+10FFFF, and NUL (which libpq
-// would silently treat as the end of the statement).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  auto b = [&](size_t k) -> unsigned {
-    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
-  };
-  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    return b(k) >= lo && b(k) <= hi;
-  };
-  unsigned c = b(0);
-  if (c == 0) return 0;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c >= 0xE1 && c <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
-
-// Returns the 1-based line of the first byte that is not valid UTF-8 text, or 0.
-int FindInvalidUtf8(std::string_view s) {
-  int line = 1;
-  for (size_t i = 0; i < s.size();) {
-    size_t len = Utf8SequenceLength(s, i);
-    if (len == 0) return line;
-    if (s[i] == '\n') ++line;
-    i += len;
-  }
-  return 0;
 }
 
 // A `-- migrate:up|down [options]` line, recognised exactly as dbmate does:
@@ -350,33 +317,15 @@ std::optional<FileName> ParseFileName(std::string_view file) {
   return f;
 }
 
-}  // namespace
-
-std::string CanonicalVersion(std::string_view digits) {
-  size_t zeros = 0;
-  while (zeros + 1 < digits.size() && digits[zeros] == '0') ++zeros;
-  return std::string(digits.substr(zeros));
-}
-
-bool IsVersionText(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-int CompareVersions(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
-  int c = a.compare(b);
-  return c < 0 ? -1 : (c > 0 ? 1 : 0);
-}
-
-Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
+// The .sql entries of `dir` that are not hidden, sorted by name, each with its d_type:
+// the directory entry's type spares a stat() per file (a no-op start reads every file,
+// so syscalls add up).
+Result<std::vector<std::pair<std::string, unsigned char>>> ListSqlFiles(const std::string& dir) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) {
     return Status::InvalidFiles("cannot read migrations directory " + dir + ": " +
                                 std::strerror(errno));
   }
-  // {name, d_type}: the directory entry's type spares a stat() per file
-  // (a no-op start reads every file, so syscalls add up).
   std::vector<std::pair<std::string, unsigned char>> files;
   errno = 0;
   while (dirent* entry = readdir(d)) {
@@ -390,13 +339,79 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
                                 std::strerror(read_errno));
   }
   std::sort(files.begin(), files.end());
+  return files;
+}
 
-  std::string prefix = dir.ends_with("/") ? dir : dir + "/";
+// A native file or a pairs .up.sql as a Migration (its errors recorded).
+Migration ReadUpFile(const std::string& path, const FileName& name, Errors* errors) {
+  Migration m;
+  m.version = name.version;
+  m.name = name.name;
+  m.up_path = path;
+  std::string text;
+  if (!LoadText(path, &text, errors)) return m;
+  if (name.kind == FileKind::kNative) {
+    m.down_path = path;
+    ParseNative(path, text, &m, errors);
+  } else {
+    if (ParsePairsSection(path, text, &m.up, errors) && m.up.statements.empty()) {
+      errors->push_back({path, 1, "empty up section (no statements)"});
+    }
+    m.checksum = Sha256Hex(m.up.sql);
+  }
+  return m;
+}
+
+// A pairs .down.sql as the down section of its migration `m`.
+void ReadDownFile(const std::string& path, Migration* m, Errors* errors) {
+  m->down_path = path;
+  std::string text;
+  if (!LoadText(path, &text, errors)) return;
+  Section section;
+  ParsePairsSection(path, text, &section, errors);
+  if (!section.statements.empty()) m->down = std::move(section);
+}
+
+// Orders migrations by version; a version used twice is an error.
+void SortByVersion(std::vector<Migration>* migrations, Errors* errors) {
+  std::stable_sort(migrations->begin(), migrations->end(),
+                   [](const Migration& a, const Migration& b) {
+                     return CompareVersions(a.version, b.version) < 0;
+                   });
+  for (size_t i = 1; i < migrations->size(); ++i) {
+    const Migration& m = (*migrations)[i];
+    const Migration& prev = (*migrations)[i - 1];
+    if (m.version == prev.version) {
+      errors->push_back(
+          {m.up_path, 1, "version " + m.version + " is also used by " + prev.up_path});
+    }
+  }
+}
+
+// Every error at once, ordered by file and line: one `path:line: message` per line.
+Status FilesError(Errors errors) {
+  std::stable_sort(errors.begin(), errors.end(), [](const FileError& a, const FileError& b) {
+    return std::tie(a.path, a.line) < std::tie(b.path, b.line);
+  });
+  std::string message;
+  for (const FileError& e : errors) {
+    if (!message.empty()) message += '\n';
+    message += e.path + ":" + std::to_string(e.line) + ": " + e.message;
+  }
+  return Status::InvalidFiles(message);
+}
+
+}  // namespace
+
+Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
+  auto files = ListSqlFiles(dir);
+  if (!files.ok()) return files.status();
+  const std::string prefix = dir.ends_with("/") ? dir : dir + "/";
   Errors errors;
   std::vector<Migration> migrations;
   std::map<std::string, size_t> pairs_up;                       // stem -> index in migrations
   std::vector<std::pair<std::string, std::string>> pairs_down;  // {stem, path}
-  for (const auto& [file, d_type] : files) {
+  for (const auto& [file, d_type] : *files) {
     std::string path = prefix + file;
     struct stat st;
     if (d_type != DT_REG && stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
@@ -408,69 +423,24 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
       errors.push_back({path, 1,
                         "not a migration file name: expected <version>_<name>.sql, "
                         "<version>_<name>.up.sql or <version>_<name>.down.sql"});
-      continue;
-    }
-    if (name->kind == FileKind::kPairsDown) {
+    } else if (name->kind == FileKind::kPairsDown) {
       pairs_down.emplace_back(name->stem, path);
-      continue;
+    } else {
+      if (name->kind == FileKind::kPairsUp) pairs_up[name->stem] = migrations.size();
+      migrations.push_back(ReadUpFile(path, *name, &errors));
     }
-    Migration m;
-    m.version = name->version;
-    m.name = name->name;
-    m.up_path = path;
-    std::string text;
-    if (LoadText(path, &text, &errors)) {
-      if (name->kind == FileKind::kNative) {
-        m.down_path = path;
-        ParseNative(path, text, &m, &errors);
-      } else {
-        if (ParsePairsSection(path, text, &m.up, &errors) && m.up.statements.empty()) {
-          errors.push_back({path, 1, "empty up section (no statements)"});
-        }
-        m.checksum = Sha256Hex(m.up.sql);
-      }
-    }
-    if (name->kind == FileKind::kPairsUp) pairs_up[name->stem] = migrations.size();
-    migrations.push_back(std::move(m));
   }
-
   for (const auto& [stem, path] : pairs_down) {
     auto it = pairs_up.find(stem);
     if (it == pairs_up.end()) {
       errors.push_back({path, 1, "down file without " + prefix + stem + ".up.sql"});
-      continue;
-    }
-    Migration& m = migrations[it->second];
-    m.down_path = path;
-    std::string text;
-    if (!LoadText(path, &text, &errors)) continue;
-    Section section;
-    ParsePairsSection(path, text, &section, &errors);
-    if (!section.statements.empty()) m.down = std::move(section);
-  }
-
-  std::stable_sort(migrations.begin(), migrations.end(),
-                   [](const Migration& a, const Migration& b) {
-                     return CompareVersions(a.version, b.version) < 0;
-                   });
-  for (size_t i = 1; i < migrations.size(); ++i) {
-    if (migrations[i].version == migrations[i - 1].version) {
-      errors.push_back(
-          {migrations[i].up_path, 1,
-           "version " + migrations[i].version + " is also used by " + migrations[i - 1].up_path});
+    } else {
+      ReadDownFile(path, &migrations[it->second], &errors);
     }
   }
-
+  SortByVersion(&migrations, &errors);
   if (errors.empty()) return migrations;
-  std::stable_sort(errors.begin(), errors.end(), [](const FileError& a, const FileError& b) {
-    return std::tie(a.path, a.line) < std::tie(b.path, b.line);
-  });
-  std::string message;
-  for (const FileError& e : errors) {
-    if (!message.empty()) message += '\n';
-    message += e.path + ":" + std::to_string(e.line) + ": " + e.message;
-  }
-  return Status::InvalidFiles(message);
+  return FilesError(std::move(errors));
 }
 
 }  // namespace pgboot

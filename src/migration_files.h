@@ -1,4 +1,5 @@
-// Migration files (SPEC §4): scan a directory, parse native and pairs files, checksum them.
+// Migration files (docs/reference.md, "Migration files"): scan a directory, parse native and
+// pairs files, checksum them.
 #pragma once
 
 #include <optional>
@@ -8,6 +9,7 @@
 
 #include "sql_split.h"
 #include "status.h"
+#include "version.h"
 
 namespace pgboot {
 
@@ -28,21 +30,12 @@ struct Migration {
   std::string up_path;
   // The .down.sql of a pairs migration (empty when there is none); up_path for a native file.
   std::string down_path;
-  std::string checksum;  // SPEC §4: SHA-256 hex of up.sql.
+  std::string checksum;  // SHA-256 hex of the up section (docs/reference.md, "Migration files")
   Section up;
   // Absent when there is nothing to roll back with: no down marker or .down.sql, or one
   // without statements (so rollback refuses rather than forgetting a migration it did not undo).
   std::optional<Section> down;
 };
-
-// Whether `text` is a version as a user may type it: one or more ASCII digits.
-bool IsVersionText(std::string_view text);
-
-// Drops leading zeros of a version made of ASCII digits ("007" -> "7", "000" -> "0").
-std::string CanonicalVersion(std::string_view digits);
-
-// Orders canonical versions numerically, however long: <0, 0 or >0 like strcmp.
-int CompareVersions(std::string_view a, std::string_view b);
 
 // Reads every migration in `dir` (not recursive; hidden files and files not ending in
 // .sql ignored), sorted by version. Every problem in every file is reported at once:
