@@ -154,7 +154,6 @@ Result<std::vector<SqlStatement>> SplitSql(std::string_view s, int first_line, i
     cursor.SeekTo(start);
     st.line = cursor.line();
     st.column = cursor.column();
-    st.offset = start;
     st.is_transaction_control = IsTransactionControl(st.text);
     out.push_back(std::move(st));
     in_statement = false;

@@ -1,4 +1,5 @@
-// The statement lexer every migration section goes through: splits SQL where psql would (SPEC §4).
+// The statement lexer every migration section goes through: splits SQL where psql would
+// (docs/migrations.md, "Statements").
 #pragma once
 
 #include <cstddef>
@@ -19,8 +20,6 @@ struct SqlStatement {
   // The column counts characters (UTF-8 code points), not bytes, as server positions do.
   int line = 0;
   int column = 0;
-  // Byte offset of the first token within the section.
-  size_t offset = 0;
   // BEGIN, START TRANSACTION, COMMIT, END, ABORT, ROLLBACK (not ROLLBACK TO),
   // PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED.
   bool is_transaction_control = false;

@@ -18,7 +18,7 @@ namespace {
 Section Down() {
   Section s;
   s.sql = "DROP TABLE x;";
-  s.statements.push_back({"DROP TABLE x", 5, 1, 0, false});
+  s.statements.push_back({"DROP TABLE x", 5, 1, false});
   return s;
 }
 
