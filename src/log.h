@@ -1,4 +1,5 @@
-// Structured logging to stderr (text or JSON, SPEC §7), results to stdout, and password redaction.
+// Structured logging to stderr (text or JSON, docs/reference.md "Log lines"), results to stdout,
+// and password redaction.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// `pgboot new`: create a timestamped migration file that never overwrites another (SPEC §1).
+// `pgboot new`: create a timestamped migration file that never overwrites another
+// (docs/reference.md, "Commands").
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,7 @@ namespace pgboot {
 using WallClock = std::function<int64_t()>;
 WallClock SystemWallClock();
 
-// NAME must match [a-z0-9_]+ (SPEC §1).
+// NAME must match [a-z0-9_]+ (docs/reference.md, "Commands").
 bool ValidMigrationName(std::string_view name);
 
 // `unix_seconds` as UTC yyyymmddHHMMSS.

@@ -1,4 +1,5 @@
-// Readiness: backoff with full jitter and the wait-until-the-database-accepts-us loop (SPEC §3).
+// Readiness: backoff with full jitter and the wait-until-the-database-accepts-us loop
+// (docs/reference.md, "Waiting for the database").
 #pragma once
 
 #include <cstdint>
