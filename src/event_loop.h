@@ -47,8 +47,6 @@ class EventLoop {
   // (call in a forked child or right before exec).
   void RestoreForExec();
 
-  int signal_fd() const { return sfd_; }
-
  private:
   EventLoop() = default;
   Wake WaitImpl(int fd, short events, int64_t timeout_ms, bool any);

@@ -3,7 +3,6 @@
 #include "hostname.h"
 
 namespace pgboot {
-namespace {}  // namespace
 
 Status HistoryError(const Status& s, const std::string& what) {
   if (s.ok() || s.is_signal()) return s;

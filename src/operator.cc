@@ -8,7 +8,6 @@
 #include "migrator.h"
 
 namespace pgboot {
-namespace {}  // namespace
 
 std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
   std::string out;

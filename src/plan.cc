@@ -29,12 +29,6 @@ const char* StateName(MigrationState s) {
   return "pending";
 }
 
-bool Plan::HasErrors(bool count_unfinished) const {
-  return std::any_of(findings.begin(), findings.end(), [&](const Finding& f) {
-    return f.error && (count_unfinished || !f.unfinished);
-  });
-}
-
 bool Plan::HasUnfinished() const {
   return std::any_of(findings.begin(), findings.end(),
                      [](const Finding& f) { return f.unfinished; });

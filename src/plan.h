@@ -1,5 +1,5 @@
 // Plan: migration files + history rows -> each version's state, what is pending, what is wrong
-// (SPEC §5).
+// (docs/reference.md, "Validation").
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 namespace pgboot {
 
-// One row of the history table (SPEC §5).
+// One row of the history table (docs/reference.md, "History table").
 struct HistoryRow {
   std::string version;
   std::string name;
@@ -56,7 +56,6 @@ struct Plan {
   std::string newest_applied;  // empty when nothing is applied
   int64_t applied_count = 0;   // versions recorded as applied in the database
 
-  bool HasErrors(bool count_unfinished) const;
   bool HasUnfinished() const;
 };
 
