@@ -10,7 +10,7 @@ namespace pgboot {
 namespace {
 
 // Idle-in-transaction sessions hold their locks and the xmin horizon; past this
-// they are a finding whatever --long-running says (SPEC §2).
+// they are a finding whatever --long-running says (docs/reference.md, "Doctor").
 constexpr int64_t kIdleInTransactionMs = 5000;
 
 int64_t Number(const std::string& s) {

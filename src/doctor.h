@@ -1,4 +1,5 @@
-// Doctor: a preflight report of what would slow or trip a migration right now (SPEC §5, §7).
+// Doctor: a preflight report of what would slow or trip a migration right now (docs/operations.md,
+// "doctor").
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ struct DoctorReport {
   std::vector<std::string> notes;
 };
 
-// Pure formatting (SPEC §7's JSON shape; the text one for people).
+// Pure formatting (docs/reference.md's JSON shape; the text one for people).
 std::string FormatDoctorText(const DoctorReport& report);
 std::string FormatDoctorJson(const DoctorReport& report);
 

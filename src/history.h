@@ -1,4 +1,5 @@
-// History: the history and audit tables (SPEC §5) read and written through Database.
+// History: the history and audit tables (docs/reference.md, "Tables") read and written through
+// Database.
 #pragma once
 
 #include <cstdint>
@@ -48,7 +49,7 @@ class History {
   std::string AuditSql(const std::string& event, const std::string& version, const std::string& by,
                        const std::string& detail_json) const;
 
-  // The advisory-lock key expression of SPEC §5, computed by the server.
+  // The advisory-lock key expression (docs/reference.md, "The lock"), computed by the server.
   std::string LockKeySql() const;
   // A query for the session holding that lock in this database: pid,
   // application_name and session start (ISO UTC); no row when it is free.

@@ -1,4 +1,5 @@
-// Migrator: plan and apply pending migrations under the database-wide advisory lock (SPEC §5).
+// Migrator: plan and apply pending migrations under the database-wide advisory lock
+// (docs/migrations.md).
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
-// `rollback`: select applied versions, check them all, run their down sections under the lock (SPEC
-// §1).
+// `rollback`: select applied versions, check them all, run their down sections under the lock
+// (docs/operations.md).
 #pragma once
 
 #include <cstdint>

@@ -101,7 +101,7 @@ std::vector<ProcStat> Descendants(int root, const std::vector<ProcStat>& procs) 
 
 namespace {
 
-// The signals --init passes on to APP (SPEC §1); SIGCHLD only makes it reap.
+// The signals --init passes on to APP (docs/init-mode.md); SIGCHLD only makes it reap.
 constexpr int kForwarded[] = {SIGTERM, SIGINT,  SIGHUP,   SIGQUIT,
                               SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 

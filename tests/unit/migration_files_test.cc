@@ -68,7 +68,7 @@ std::vector<Migration> Load(const TempDir& dir) {
 constexpr const char* kTableChecksum =
     "05b292aedd5baaac7a762dd9beb610526f3f4f76341f3aca240d4ce048db2f6c";  // "CREATE ...;\n\n"
 
-TEST_CASE("checksums follow SPEC §4 exactly") {
+TEST_CASE("checksums follow docs/reference.md exactly") {
   TempDir dir;
   dir.Write("1_bom_crlf.sql",
             "\xEF\xBB\xBF-- migrate:up\r\nCREATE TABLE t (id int);\r\n\r\n-- migrate:down\r\n"

@@ -259,7 +259,7 @@ TEST_CASE("new: two calls in the same second give two files that parse") {
   std::filesystem::remove_all(tmpl);
 }
 
-TEST_CASE("doctor JSON has SPEC §7's shape") {
+TEST_CASE("doctor JSON has docs/reference.md's shape") {
   DoctorReport r;
   r.server_version = "15.4";
   r.connections = 12;
