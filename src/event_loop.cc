@@ -11,10 +11,8 @@
 namespace pgboot {
 namespace {
 
-// Every signal pgboot handles: the terminating ones for its own work, the
-// ones --init forwards to APP, and SIGCHLD for reaping.
-constexpr int kHandled[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
-                            SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD};
+// The highest signal number the tables below hold (SIGRTMAX is 64 on Linux).
+constexpr int kMaxSignal = 64;
 
 int64_t MonotonicMs() {
   timespec ts;
@@ -24,6 +22,13 @@ int64_t MonotonicMs() {
 
 }  // namespace
 
+bool EventLoop::HandledSignal(int signo) {
+  if (signo < 1 || signo > SIGRTMAX || signo > kMaxSignal) return false;
+  if (signo == SIGKILL || signo == SIGSTOP || signo == SIGTTIN || signo == SIGTTOU) return false;
+  // glibc reserves the signals between the 31 classic ones and SIGRTMIN (cancellation, setxid).
+  return signo < 32 || signo >= SIGRTMIN;
+}
+
 EventLoop& EventLoop::Get() {
   static EventLoop loop;
   return loop;
@@ -32,13 +37,17 @@ EventLoop& EventLoop::Get() {
 Status EventLoop::Install() {
   EventLoop& l = Get();
   if (l.sfd_ >= 0) return Status::Ok();
+  // Blocking everything (as tini does) is what keeps a stray SIGALRM, SIGUSR1 or
+  // SIGRTMIN+3 from killing pgboot before APP exists, PID 1 or not (docs/init-mode.md).
   sigemptyset(&l.handled_);
-  for (int s : kHandled) sigaddset(&l.handled_, s);
+  for (int s = 1; s <= kMaxSignal; ++s) {
+    if (HandledSignal(s)) sigaddset(&l.handled_, s);
+  }
   if (sigprocmask(SIG_BLOCK, &l.handled_, &l.original_mask_) != 0) {
     return Status::Internal(std::string("sigprocmask: ") + strerror(errno));
   }
-  for (int s : kHandled) {
-    l.saved_[s] = sigaction(s, nullptr, &l.original_actions_[s]) == 0;
+  for (int s = 1; s <= kMaxSignal; ++s) {
+    if (HandledSignal(s)) l.saved_[s] = sigaction(s, nullptr, &l.original_actions_[s]) == 0;
   }
   // A background pgboot must not stop when it touches the terminal, nor die
   // writing a log line to a closed stderr (EPIPE is enough); APP gets the
@@ -113,9 +122,15 @@ EventLoop::Wake EventLoop::WaitImpl(int fd, short events, int64_t timeout_ms, bo
           Wake w;
           w.kind = Wake::kSignal;
           w.signo = signo;
+          // A write to a closed pipe raises SIGPIPE as if pgboot had sent it to itself
+          // (SI_USER, its own pid); pid numbers are those of pgboot's PID namespace.
+          const int code = si.ssi_code;
+          w.from_self = (code == SI_USER || code == SI_TKILL || code == SI_QUEUE) &&
+                        static_cast<pid_t>(si.ssi_pid) == getpid();
           return w;
         }
-        // Not ours to act on outside --init (e.g. SIGCHLD, SIGWINCH): consumed.
+        // Not ours to act on before APP exists (SIGCHLD, SIGALRM, SIGUSR1...): consumed,
+        // i.e. ignored, so no default action can end pgboot (docs/init-mode.md).
       }
     }
     if (fd >= 0 && fds[fd_index].revents != 0) {
@@ -129,7 +144,7 @@ EventLoop::Wake EventLoop::WaitImpl(int fd, short events, int64_t timeout_ms, bo
 }
 
 void EventLoop::RestoreForExec() {
-  for (int s = 1; s < 65; ++s) {
+  for (int s = 1; s <= kMaxSignal; ++s) {
     if (saved_[s]) sigaction(s, &original_actions_[s], nullptr);
   }
   if (sfd_ >= 0) {

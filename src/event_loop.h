@@ -18,12 +18,14 @@ class EventLoop {
  public:
   struct Wake {
     enum Kind { kReady, kTimeout, kSignal } kind = kTimeout;
-    int signo = 0;      // for kSignal
-    short revents = 0;  // for kReady
+    int signo = 0;           // for kSignal
+    bool from_self = false;  // for kSignal: pgboot itself caused it (SIGPIPE of its own write)
+    short revents = 0;       // for kReady
   };
 
-  // Blocks the handled signals, ignores SIGTTIN/SIGTTOU/SIGPIPE, remembers the inherited
-  // mask and dispositions, and opens the signalfd. Call first thing in main.
+  // Blocks every signal that can be blocked and caught (see HandledSignal), ignores
+  // SIGTTIN/SIGTTOU/SIGPIPE, remembers the inherited mask and dispositions, and opens
+  // the signalfd. Call first thing in main, before any thread starts.
   static Status Install();
   static EventLoop& Get();
 
@@ -46,6 +48,12 @@ class EventLoop {
   // Restores the inherited signal mask and dispositions and closes the signalfd
   // (call in a forked child or right before exec).
   void RestoreForExec();
+
+  // Whether pgboot reads `signo` from its signalfd rather than letting the kernel act:
+  // every signal from 1 to SIGRTMAX but SIGKILL, SIGSTOP (which cannot be caught),
+  // SIGTTIN/SIGTTOU (ignored) and glibc's two internal ones. A synchronous fault
+  // (SIGSEGV, ...) still kills: the kernel unblocks it. docs/init-mode.md "Signals".
+  static bool HandledSignal(int signo);
 
  private:
   EventLoop() = default;

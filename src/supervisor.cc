@@ -39,6 +39,15 @@ Status ExecApp(const std::vector<std::string>& app) {
   return Status::AppNotExecutable(why);
 }
 
+bool ForwardedSignal(int signo) {
+  if (!EventLoop::HandledSignal(signo) || signo == SIGCHLD) return false;
+  // Synchronous faults belong to the process that caused them (tini forwards none).
+  for (int fault : {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS}) {
+    if (signo == fault) return false;
+  }
+  return true;
+}
+
 int ExitCodeFromWaitStatus(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
@@ -101,15 +110,15 @@ std::vector<ProcStat> Descendants(int root, const std::vector<ProcStat>& procs) 
 
 namespace {
 
-// The signals --init passes on to APP (docs/init-mode.md); SIGCHLD only makes it reap.
-constexpr int kForwarded[] = {SIGTERM, SIGINT,  SIGHUP,   SIGQUIT,
-                              SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
-
 // How long pgboot waits for SIGKILLed leftovers to be gone before it exits
 // anyway (a process in uninterruptible sleep dies only when its I/O ends).
 constexpr int64_t kKillWaitMs = 2000;
 
 std::string SignalName(int signo) {
+  // sigabbrev_np names the classic signals only; real-time ones read as tini's do.
+  if (signo >= SIGRTMIN && signo <= SIGRTMAX) {
+    return signo == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
+  }
   const char* abbrev = sigabbrev_np(signo);
   return abbrev ? std::string("SIG") + abbrev : std::to_string(signo);
 }
@@ -118,13 +127,6 @@ int64_t MonotonicMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool IsForwarded(int signo) {
-  for (int s : kForwarded) {
-    if (s == signo) return true;
-  }
-  return false;
 }
 
 // ---- spawning APP -------------------------------------------------------------
@@ -217,20 +219,26 @@ Reaped ReapAll(pid_t app) {
   }
 }
 
-// Forwards signals to APP and reaps until APP has ended; returns its wait status.
-int SuperviseUntilAppEnds(pid_t app) {
+// Forwards signals to APP (its process group with `group`) and reaps until APP
+// has ended; returns its wait status.
+int SuperviseUntilAppEnds(pid_t app, bool group) {
   EventLoop& loop = EventLoop::Get();
   for (;;) {
     // Reap first: children pgboot inherited may have ended before APP started.
     Reaped r = ReapAll(app);
     if (r.app_ended) return r.app_wait_status;
     EventLoop::Wake w = loop.WaitAny(-1, 0, -1);
-    if (w.kind != EventLoop::Wake::kSignal || !IsForwarded(w.signo)) continue;
-    // APP is not reaped yet (a zombie at worst), so its pid cannot be reused.
-    if (kill(app, w.signo) != 0 && errno != ESRCH) {
+    if (w.kind != EventLoop::Wake::kSignal || !ForwardedSignal(w.signo)) continue;
+    // E.g. SIGPIPE from pgboot's own log write to a closed stderr: not APP's
+    // business. Dropped without a log line, which would raise the next SIGPIPE.
+    if (w.from_self) continue;
+    // APP is not reaped yet (a zombie at worst), so its pid (and the process group
+    // it leads) cannot be reused.
+    const pid_t target = group ? -app : app;
+    if (kill(target, w.signo) != 0 && errno != ESRCH) {
       LogWarn("init.forward_failed", {{"signal", SignalName(w.signo)}, {"error", strerror(errno)}});
     } else {
-      LogDebug("init.forwarded", {{"signal", SignalName(w.signo)}, {"pid", app}});
+      LogDebug("init.forwarded", {{"signal", SignalName(w.signo)}, {group ? "pgid" : "pid", app}});
     }
   }
 }
@@ -371,7 +379,7 @@ Status AppStatus(const std::string& name, pid_t pid, int wait_status) {
 
 }  // namespace
 
-Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms) {
+Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms, bool group) {
   EventLoop& loop = EventLoop::Get();
   // Told to stop between the database wait and now: do not start APP at all.
   if (int sig = loop.PendingTerminatingSignal()) return Status::Signal(sig);
@@ -392,9 +400,10 @@ Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms) {
   LogInfo("init.start", {{"pid", pid},
                          {"app", app.front()},
                          {"args", static_cast<int64_t>(app.size() - 1)},
-                         {"pid1", getpid() == 1}});
+                         {"pid1", getpid() == 1},
+                         {"group", group}});
 
-  const int wait_status = SuperviseUntilAppEnds(pid);
+  const int wait_status = SuperviseUntilAppEnds(pid, group);
   Status result = AppStatus(app.front(), pid, wait_status);
   EndLeftovers(pid, grace_ms);
   return result;

@@ -17,17 +17,22 @@ namespace pgboot {
 // found, 126 when it is found but cannot be executed.
 Status ExecApp(const std::vector<std::string>& app);
 
-// --init: forks APP (with the inherited mask and dispositions), forwards
-// SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH and SIGCONT to
-// APP's pid, reaps every zombie, and when APP exits sends the remaining
+// --init: forks APP (with the inherited mask and dispositions), forwards every
+// ForwardedSignal another process sends pgboot to APP's pid (to its process
+// group when `group`, as tini -g), reaps every zombie, and when APP exits sends the remaining
 // processes SIGTERM, then SIGKILL after `grace_ms`. Becomes a child subreaper
 // when it is not PID 1. Returns ok() when APP exited 0, else a Status whose
 // code is APP's exit code, or 128+N (is_signal()) when signal N killed APP. APP
 // that cannot be executed gives 127/126, as in exec mode. docs/init-mode.md
 // has the details and the differences from tini.
-Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms);
+Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms, bool group = false);
 
 // ---- pure pieces of --init, exposed for unit tests ----------------------------
+
+// Whether --init passes `signo` on to APP: every signal tini forwards, i.e. every
+// catchable one but SIGCHLD, SIGTTIN, SIGTTOU and the synchronous faults (SIGFPE,
+// SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS).
+bool ForwardedSignal(int signo);
 
 // The code a shell would report for a waitpid() status: the exit code, or
 // 128+N when signal N ended the process.

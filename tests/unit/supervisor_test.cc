@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "event_loop.h"
+
 namespace pgboot {
 namespace {
 
@@ -120,6 +122,31 @@ TEST_CASE("Descendants stops on a corrupt parent cycle below the root") {
   CHECK(pids.size() <= procs.size());
   CHECK(pids.size() >= 3);  // the walk went round the cycle: 11, 12, then 11 again
   CHECK(std::count(pids.begin(), pids.end(), 11) >= 2);
+}
+
+TEST_CASE("--init forwards every catchable signal tini forwards, and nothing else") {
+  // tini's list: all but SIGCHLD, SIGTTIN, SIGTTOU and the synchronous faults.
+  for (int s :
+       {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGCONT,
+        SIGTSTP, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR}) {
+    CAPTURE(s);
+    CHECK(ForwardedSignal(s));
+    CHECK(EventLoop::HandledSignal(s));
+  }
+  for (int s = SIGRTMIN; s <= SIGRTMAX; ++s) {
+    CAPTURE(s);
+    CHECK(ForwardedSignal(s));
+  }
+  for (int s : {SIGCHLD, SIGTTIN, SIGTTOU, SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP,
+                SIGSYS, SIGKILL, SIGSTOP, 0, 32, 33, SIGRTMAX + 1}) {
+    CAPTURE(s);
+    CHECK_FALSE(ForwardedSignal(s));
+  }
+  // Read from the signalfd (so never default-fatal) but not forwarded.
+  for (int s : {SIGCHLD, SIGSEGV, SIGABRT, SIGSYS}) CHECK(EventLoop::HandledSignal(s));
+  // Cannot be blocked, are ignored, or belong to glibc.
+  for (int s : {SIGKILL, SIGSTOP, SIGTTIN, SIGTTOU, 32, 33})
+    CHECK_FALSE(EventLoop::HandledSignal(s));
 }
 
 }  // namespace pgboot
