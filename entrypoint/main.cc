@@ -48,6 +48,7 @@ Result<std::unique_ptr<Database>> Connect(const Config& cfg,
                                           std::function<Status()> give_up = nullptr) {
   WaitOptions w;
   w.conninfo = cfg.database_url;
+  w.lock_mode = cfg.lock_mode;
   w.timeout_ms = cfg.wait_timeout_ms;
   w.max_interval_ms = cfg.wait_max_interval_ms;
   w.summary_interval_ms = cfg.wait_log_interval_ms;

@@ -93,12 +93,29 @@ constexpr SettingTarget Table{SettingKind::kTable, [](const std::string& v, Conf
                                 return Status::Ok();
                               }};
 
+template <LockMode Config::*F>
+constexpr SettingTarget Mode{SettingKind::kLockMode, [](const std::string& v, Config& c) {
+                               const std::string m = Lower(v);
+                               if (m == "auto") {
+                                 c.*F = LockMode::kAuto;
+                               } else if (m == "session") {
+                                 c.*F = LockMode::kSession;
+                               } else if (m == "transaction") {
+                                 c.*F = LockMode::kTransaction;
+                               } else {
+                                 return Status::Usage("expected auto, session or transaction");
+                               }
+                               return Status::Ok();
+                             }};
+
 // ---- the settings: adding one is adding a row (and its Config field) --------
 
 const SettingSpec kSpecs[] = {
     {"database-url", "DATABASE_URL", "DATABASE_URL_FILE", "database.url", "",
      Text<&Config::database_url>,
-     "PostgreSQL URI or libpq key=value string (env also DATABASE_URL_FILE)"},
+     "PostgreSQL URI or libpq key=value string (env also DATABASE_URL_FILE; "
+     "PGBOOT_DATABASE_URL(_FILE) wins for pgboot's own connections)",
+     "PGBOOT_DATABASE_URL", "PGBOOT_DATABASE_URL_FILE"},
     {"migrations-dir", "PGBOOT_MIGRATIONS_DIR", nullptr, "migrations.dir", "./migrations",
      Text<&Config::migrations_dir>, "Directory of migration files"},
     {"history-table", "PGBOOT_HISTORY_TABLE", nullptr, "migrations.history_table",
@@ -147,6 +164,9 @@ const SettingSpec kSpecs[] = {
      "run.migrations_wait_timeout", "15m", Duration<&Config::migrations_wait_timeout_ms>,
      "--wait-for-migrations: give up after this long from readiness (0 = forever)"},
     {nullptr, "PGBOOT_ENV", nullptr, "env", "", Text<&Config::env>, "production: guard rollback"},
+    {"lock-mode", "PGBOOT_LOCK_MODE", nullptr, "lock.mode", "auto", Mode<&Config::lock_mode>,
+     "auto, session or transaction: how the migration lock is taken (auto: transaction "
+     "behind a pooler)"},
     // How often waits report themselves: environment only, so tests can shorten them.
     {nullptr, "PGBOOT_WAIT_LOG_INTERVAL", nullptr, nullptr, "5s",
      Duration<&Config::wait_log_interval_ms>, ""},
@@ -378,32 +398,46 @@ Result<std::map<std::string, Sourced>> ReadConfigFile(const std::string& path) {
   return values;
 }
 
-// One setting's value and where it came from: flag > environment (or the file
-// its _FILE variant names) > TOML file > default.
-Result<Sourced> Resolve(const SettingSpec& spec, const FlagValues& flags, const EnvLookup& env,
-                        const std::map<std::string, Sourced>& toml_values) {
-  const auto from_env = spec.env ? env(spec.env) : std::nullopt;
-  const auto from_file = spec.env_file ? env(spec.env_file) : std::nullopt;
+// The value of one environment variable or of the file its _FILE twin names;
+// nullopt when neither is set, an error when both are.
+Result<std::optional<Sourced>> FromEnvPair(const char* name, const char* file_name,
+                                           const EnvLookup& env) {
+  const auto from_env = name ? env(name) : std::nullopt;
+  const auto from_file = file_name ? env(file_name) : std::nullopt;
   if (from_env && from_file) {
-    return Status::Usage(std::string(spec.env) + " and " + spec.env_file +
+    return Status::Usage(std::string(name) + " and " + file_name +
                          " are both set: set only one (the _FILE variant reads the value from a "
                          "file, e.g. a mounted secret)");
   }
+  if (from_env)
+    return std::optional<Sourced>(Sourced{*from_env, std::string("environment ") + name});
+  if (!from_file) return std::optional<Sourced>();
+  auto content = ReadWholeFile(*from_file);
+  if (!content.ok())
+    return Status::Usage(std::string("cannot read ") + file_name + " " + *from_file);
+  std::string text = *content;
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  return std::optional<Sourced>(
+      Sourced{text, std::string("environment ") + file_name + " (" + *from_file + ")"});
+}
+
+// One setting's value and where it came from: flag > environment (the
+// setting's first pair, then its own; each variable or the file its _FILE
+// variant names) > TOML file > default.
+Result<Sourced> Resolve(const SettingSpec& spec, const FlagValues& flags, const EnvLookup& env,
+                        const std::map<std::string, Sourced>& toml_values) {
+  auto first = FromEnvPair(spec.first_env, spec.first_env_file, env);
+  if (!first.ok()) return first.status();
+  auto own = FromEnvPair(spec.env, spec.env_file, env);
+  if (!own.ok()) return own.status();
   if (spec.flag) {
     if (auto it = flags.find(spec.flag); it != flags.end()) {
       return Sourced{it->second, std::string("flag --") + spec.flag};
     }
   }
-  if (from_env) return Sourced{*from_env, std::string("environment ") + spec.env};
-  if (from_file) {
-    auto content = ReadWholeFile(*from_file);
-    if (!content.ok())
-      return Status::Usage(std::string("cannot read ") + spec.env_file + " " + *from_file);
-    std::string text = *content;
-    if (!text.empty() && text.back() == '\n') text.pop_back();
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    return Sourced{text, std::string("environment ") + spec.env_file + " (" + *from_file + ")"};
-  }
+  if (*first) return **first;
+  if (*own) return **own;
   if (spec.toml_key) {
     if (auto it = toml_values.find(spec.toml_key); it != toml_values.end()) return it->second;
   }

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lock_mode.h"
 #include "log.h"
 #include "status.h"
 
@@ -51,6 +52,7 @@ struct Config {
   bool wait_for_migrations = false;
   int64_t migrations_wait_timeout_ms = 15 * 60 * 1000;
   std::string env;  // PGBOOT_ENV; "production" turns on the rollback guard
+  LockMode lock_mode = LockMode::kAuto;
   // How often waits report themselves. Environment only (PGBOOT_WAIT_LOG_INTERVAL,
   // PGBOOT_LOCK_LOG_INTERVAL, PGBOOT_PROGRESS_INTERVAL, PGBOOT_GATE_LOG_INTERVAL):
   // tests shorten them.
@@ -62,7 +64,16 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
-enum class SettingKind { kString, kBool, kDuration, kCount, kLogFormat, kLogLevel, kTable };
+enum class SettingKind {
+  kString,
+  kBool,
+  kDuration,
+  kCount,
+  kLogFormat,
+  kLogLevel,
+  kTable,
+  kLockMode,
+};
 
 // Where a setting's value goes: its kind (how it is parsed, and whether a bare
 // flag means true) and the function that parses a value into its Config field.
@@ -78,7 +89,9 @@ struct SettingTarget {
 // `flag` is the long option without dashes; a null flag, toml_key or env_file
 // means the setting has none. `env_file` names a variable holding the path of
 // a file to read the value from (a mounted secret); setting both it and `env`
-// is an error.
+// is an error. `first_env`/`first_env_file`, when set, are a pair of the same
+// kind that wins over `env`/`env_file` (PGBOOT_DATABASE_URL: pgboot's own URL
+// while the app keeps reading DATABASE_URL).
 struct SettingSpec {
   const char* flag;
   const char* env;
@@ -87,6 +100,8 @@ struct SettingSpec {
   const char* default_value;
   SettingTarget target;
   const char* help;
+  const char* first_env = nullptr;
+  const char* first_env_file = nullptr;
 };
 const std::vector<SettingSpec>& SettingSpecs();
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lock_mode.h"
 #include "status.h"
 
 namespace pgboot {
@@ -71,6 +72,11 @@ class Database {
   // Whether the session is inside a transaction block (open or aborted).
   virtual bool InTransaction() { return false; }
 
+  // How this session takes the migration lock and sends its settings
+  // (docs/reference.md, "Lock modes"): kSession or kTransaction, decided once
+  // after connecting.
+  virtual LockMode lock_mode() { return LockMode::kSession; }
+
   // The server's backend pid of this session.
   virtual int BackendPid() = 0;
   // The target database's name as the server reports it.
@@ -78,5 +84,11 @@ class Database {
   // Server version number as PQserverVersion gives it (e.g. 150004).
   virtual int ServerVersion() = 0;
 };
+
+// The statements that open one of pgboot's own transactions on `db`: BEGIN,
+// and in transaction lock mode the isolation level and SET LOCAL settings.
+inline std::vector<std::string> BeginStatements(Database& db) {
+  return BeginStatements(db.lock_mode(), db.ServerVersion());
+}
 
 }  // namespace pgboot

@@ -23,9 +23,6 @@ extern "C" const char* pgboot_conn_last_sqlstate(const PGconn* conn);
 namespace pgboot {
 namespace {
 
-constexpr char kConnectionCheck[] = "-c client_connection_check_interval=1s";
-constexpr char kStandardStrings[] = "-c standard_conforming_strings=on";
-
 // The connection parameters of one attempt. Tunable defaults go before the
 // user's string (expanded from `dbname`) so that it can override them;
 // pgboot's own settings go after it and win. See PQconnectdbParams.
@@ -34,7 +31,6 @@ class ConnectParams {
   // Fails with the parser's message when libpq cannot parse `conninfo`.
   static Result<ConnectParams> Build(const ConnectOptions& opts) {
     ConnectParams p;
-    std::optional<std::string> user_options;
     if (!opts.conninfo.empty()) {
       char* err = nullptr;
       PQconninfoOption* parsed = PQconninfoParse(opts.conninfo.c_str(), &err);
@@ -44,33 +40,17 @@ class ConnectParams {
         return Status::Usage("invalid database URL: " +
                              OneLine(MaskConninfoError(opts.conninfo, why)));
       }
-      for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
-        if (std::strcmp(o->keyword, "options") == 0 && o->val != nullptr) user_options = o->val;
-      }
       PQconninfoFree(parsed);
     }
-    // Setting `options` ourselves hides PGOPTIONS from libpq: carry it over.
-    if (!user_options) {
-      if (const char* env = std::getenv("PGOPTIONS")) user_options = env;
-    }
-    std::string options = user_options.value_or("");
-    // The statement lexer and every literal pgboot writes assume standard
-    // strings; a role or database set to off would otherwise turn a backslash
-    // in a file name into SQL.
-    if (!options.empty()) options += ' ';
-    options += kStandardStrings;
-    if (opts.connection_check) {
-      if (!options.empty()) options += ' ';
-      options += kConnectionCheck;
-    }
-
+    // No `options` of pgboot's own: PgBouncer refuses the startup packet over
+    // it ("unsupported startup parameter: options"). The user's own `options`
+    // (or PGOPTIONS) still reach libpq: the user chose them.
     p.Add("keepalives_idle", "10");
     p.Add("keepalives_interval", "5");
     p.Add("keepalives_count", "3");
     if (!opts.conninfo.empty()) p.Add("dbname", opts.conninfo);
     p.Add("application_name", "pgboot@" + Hostname());
     p.Add("keepalives", "1");
-    if (!options.empty()) p.Add("options", options);
     return p;
   }
 
@@ -173,6 +153,43 @@ std::optional<AttemptOutcome> Handshake(PGconn* conn, int64_t deadline_ms, int64
   return std::nullopt;
 }
 
+// A statement of the attempt that failed: timed out, interrupted, or the
+// server's (or the pooler's) answer, classified like a failed login.
+AttemptOutcome FailedStatement(const Status& s, const std::string& what, int64_t started,
+                               Clock& clock) {
+  if (s.is_signal()) return SignalOutcome(s.signal());
+  if (s.kind() == StatusKind::kTimeout) {
+    return Outcome(
+        AnswerKind::kTransient,
+        "timed out after " + std::to_string(clock.NowMs() - started) + " ms waiting for " + what);
+  }
+  return Outcome(ClassifyConnectFailure(s.sqlstate(), s.message()), what + ": " + s.message(),
+                 s.sqlstate());
+}
+
+// After the login: readiness (SELECT 1), the lock-mode verdict from the
+// server's own pid in the same round trip, then, in session mode only, the
+// session settings. Nothing before the verdict sets anything.
+AttemptOutcome ProbeAndSettle(std::unique_ptr<PgDatabase> db, LockMode requested,
+                              int64_t deadline_ms, int64_t started, Clock& clock) {
+  Result<QueryResult> probe = db->ExecUntil("SELECT 1; SELECT pg_backend_pid()", {}, deadline_ms);
+  if (!probe.ok()) return FailedStatement(probe.status(), "SELECT 1", started, clock);
+  const LockModeVerdict verdict =
+      DecideLockMode(requested, db->BackendPid(), std::atoi(Cell(*probe).c_str()));
+  db->set_lock_mode(verdict.mode);
+  if (verdict.mode == LockMode::kSession) {
+    std::string sets;
+    for (const std::string& set : SessionSettings(db->ServerVersion())) sets += set + "; ";
+    Result<QueryResult> set = db->ExecUntil(sets, {}, deadline_ms);
+    if (!set.ok()) return FailedStatement(set.status(), "SET", started, clock);
+  }
+  LogLockModeOnce(verdict);
+  AttemptOutcome out;
+  out.kind = AnswerKind::kReady;
+  out.db = std::move(db);
+  return out;
+}
+
 AttemptOutcome AttemptOnce(const ConnectOptions& opts, int64_t deadline_ms, Clock& clock) {
   Result<ConnectParams> params = ConnectParams::Build(opts);
   if (!params.ok()) return Outcome(AnswerKind::kConfig, params.status().message());
@@ -185,42 +202,19 @@ AttemptOutcome AttemptOnce(const ConnectOptions& opts, int64_t deadline_ms, Cloc
   if (std::optional<AttemptOutcome> failed = Handshake(conn.get(), deadline_ms, started, clock)) {
     return std::move(*failed);
   }
-
-  auto db = std::make_unique<PgDatabase>(conn.release(), clock);
-  Result<QueryResult> probe = db->ExecUntil("SELECT 1", {}, deadline_ms);
-  if (probe.ok()) {
-    AttemptOutcome out;
-    out.kind = AnswerKind::kReady;
-    out.db = std::move(db);
-    return out;
-  }
-  const Status& s = probe.status();
-  if (s.is_signal()) return SignalOutcome(s.signal());
-  if (s.kind() == StatusKind::kTimeout) {
-    return Outcome(
-        AnswerKind::kTransient,
-        "timed out after " + std::to_string(clock.NowMs() - started) + " ms waiting for SELECT 1");
-  }
-  return Outcome(ClassifyConnectFailure(s.sqlstate(), s.message()), "SELECT 1: " + s.message(),
-                 s.sqlstate());
+  return ProbeAndSettle(std::make_unique<PgDatabase>(conn.release(), clock), opts.lock_mode,
+                        deadline_ms, started, clock);
 }
 
 }  // namespace
 
 AttemptOutcome PgConnector::Attempt(int64_t deadline_ms) {
-  AttemptOutcome out = AttemptOnce(opts_, deadline_ms, clock_);
-  if (opts_.connection_check && out.sqlstate == "42704" &&
-      out.reason.find("client_connection_check_interval") != std::string::npos) {
-    LogWarn("db.connection_check_unsupported", {{"reason", out.reason}});
-    opts_.connection_check = false;
-    out = AttemptOnce(opts_, deadline_ms, clock_);
-  }
-  return out;
+  return AttemptOnce(opts_, deadline_ms, clock_);
 }
 
 Result<std::unique_ptr<Database>> WaitForDatabase(const WaitOptions& opts) {
   Clock& clock = RealClock();
-  PgConnector connector(ConnectOptions{opts.conninfo}, clock);
+  PgConnector connector(ConnectOptions{opts.conninfo, opts.lock_mode}, clock);
   auto attempt = [&connector](int64_t deadline_ms) { return connector.Attempt(deadline_ms); };
   auto sleep = [](int64_t ms) -> Status {
     const EventLoop::Wake wake = EventLoop::Get().Wait(-1, 0, ms);

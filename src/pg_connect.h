@@ -17,26 +17,26 @@ struct ConnectOptions {
   // A postgres:// URI or a libpq key=value string; empty: libpq's PG*
   // variables and defaults.
   std::string conninfo;
-  // Send `-c client_connection_check_interval=1s`. Turned off only for servers
-  // older than 14, which reject the setting at startup.
-  bool connection_check = true;
+  // As configured; kAuto asks the connection whether a pooler is in between.
+  LockMode lock_mode = LockMode::kAuto;
 };
 
 // Makes readiness attempts (docs/reference.md, "Waiting for the database")
-// against one server, and remembers what it learned from it between attempts:
-// a server before 14 refuses the whole startup packet over
-// client_connection_check_interval, so after the first such refusal the
-// connector leaves the setting out.
+// against one server.
 class PgConnector {
  public:
   PgConnector(ConnectOptions opts, Clock& clock) : opts_(std::move(opts)), clock_(clock) {}
 
   // One attempt, never running past `deadline_ms` on the clock (< 0: no
-  // deadline): PQconnectStartParams + PQconnectPoll through the EventLoop, then
-  // an authenticated SELECT 1. Every connection carries
-  // application_name=pgboot@<hostname>, TCP keepalives (idle 10 s, interval
-  // 5 s, count 3; the user's string may tune them), standard_conforming_strings=on
-  // and client_connection_check_interval=1s appended to the user's `options`.
+  // deadline): PQconnectStartParams + PQconnectPoll through the EventLoop,
+  // then an authenticated SELECT 1 and, in the same round trip, SELECT
+  // pg_backend_pid() for the lock-mode verdict (lock_mode.h). The startup
+  // packet carries only what a pooler accepts: application_name=pgboot@<hostname>
+  // and TCP keepalives (idle 10 s, interval 5 s, count 3; the user's string
+  // may tune them), plus whatever the user's own string sets. pgboot's server
+  // settings follow the verdict: SET once here in session mode, SET LOCAL in
+  // each transaction in transaction mode (BeginStatements), never a session
+  // SET then.
   AttemptOutcome Attempt(int64_t deadline_ms);
 
  private:

@@ -46,6 +46,8 @@ class PgDatabase : public Database {
   int BackendPid() override;
   std::string DatabaseName() override;
   int ServerVersion() override;
+  LockMode lock_mode() override { return lock_mode_; }
+  void set_lock_mode(LockMode mode) { lock_mode_ = mode; }
 
   // Exec that gives up at `deadline_ms` on the clock (< 0: never) with a Status of
   // kind kTimeout; the session is then unusable. Readiness's SELECT 1 uses it.
@@ -75,6 +77,7 @@ class PgDatabase : public Database {
   int64_t next_tick_ms_ = 0;
   std::function<void()> tick_;
   std::string database_name_;
+  LockMode lock_mode_ = LockMode::kSession;
 };
 
 }  // namespace pgboot

@@ -33,9 +33,29 @@ bool CallsAValueInvalid(std::string_view message) {
   return false;
 }
 
+// PgBouncer 1.18 sends SQLSTATE 08P01 for every error of its own; its fixed
+// English messages tell them apart (docs/reference.md, "Behind a connection pooler").
+AnswerKind ClassifyPoolerError(std::string_view message) {
+  static constexpr std::string_view kFatal[] = {
+      "password authentication failed",
+      "SASL authentication failed",
+      "no such user",
+      "no such database",
+  };
+  for (std::string_view marker : kFatal) {
+    if (Contains(message, marker)) return AnswerKind::kFatal;
+  }
+  // The pool is full: like the server's own 53300, back off up to --wait-max-interval.
+  if (Contains(message, "no more connections allowed")) return AnswerKind::kTooManyConnections;
+  // "query_wait_timeout", "server login has been failing, try again later", and
+  // anything not known: retried until the deadline.
+  return AnswerKind::kTransient;
+}
+
 }  // namespace
 
 AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view message) {
+  if (sqlstate == "08P01") return ClassifyPoolerError(message);
   if (!sqlstate.empty()) {
     if (sqlstate == "28P01" || sqlstate == "28000" || sqlstate == "3D000" || sqlstate == "42501") {
       return AnswerKind::kFatal;

@@ -34,7 +34,11 @@ const char* AnswerKindName(AnswerKind kind);
 // "nothing answers" (refused, no route, unresolvable, missing socket) mean no
 // server yet; 53300 too many connections; libpq calling an option value
 // invalid, host/port lists that do not match, or a broken service file are
-// configuration errors; anything else is transient.
+// configuration errors; anything else is transient. A pooler's generic
+// 08P01 is sorted by its message: PgBouncer's "password authentication
+// failed", "SASL authentication failed", "no such user", "no such database"
+// are fatal, "no more connections allowed" is a full pool (like 53300), and
+// the rest ("query_wait_timeout", "server login has been failing") transient.
 AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view message);
 
 struct AttemptOutcome {
@@ -78,8 +82,9 @@ class Backoff {
 };
 
 struct WaitOptions {
-  std::string conninfo;        // empty: libpq's PG* variables and defaults
-  int64_t timeout_ms = 60000;  // 0 waits forever
+  std::string conninfo;                  // empty: libpq's PG* variables and defaults
+  LockMode lock_mode = LockMode::kAuto;  // as configured (lock_mode.h)
+  int64_t timeout_ms = 60000;            // 0 waits forever
   int64_t max_interval_ms = 1000;
   int64_t summary_interval_ms = 5000;  // info-level wait.retry summary period; 0: none
   // Asked after every failed attempt: a non-ok Status ends the wait with it.

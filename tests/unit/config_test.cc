@@ -129,6 +129,8 @@ std::string OtherValue(const SettingSpec& spec) {
       return std::string(spec.default_value) == "error" ? "debug" : "error";
     case SettingKind::kTable:
       return "other.table";
+    case SettingKind::kLockMode:
+      return std::string(spec.default_value) == "session" ? "transaction" : "session";
   }
   return "";
 }
@@ -380,6 +382,81 @@ TEST_CASE("DATABASE_URL_FILE") {
   CHECK(ExitCodeFor(unreadable.status()) == kExitUsage);
   CHECK(unreadable.status().message().find("/nonexistent/secret") != std::string::npos);
   unlink(f.c_str());
+}
+
+TEST_CASE("PGBOOT_DATABASE_URL(_FILE) wins over DATABASE_URL(_FILE) for pgboot's connections") {
+  std::string own = TempFile("postgres://direct@db/app\n");
+  std::string app = TempFile("postgres://pooled@bouncer/app\n");
+  const std::string toml = TempFile("[database]\nurl = \"postgres://toml@h/db\"\n");
+
+  auto env_over_env = LoadConfig({},
+                                 FakeEnv({{"PGBOOT_DATABASE_URL", "postgres://direct@db/app"},
+                                          {"DATABASE_URL", "postgres://pooled@bouncer/app"}}),
+                                 NoDefaultFile);
+  REQUIRE(env_over_env.ok());
+  CHECK(env_over_env->database_url == "postgres://direct@db/app");
+
+  // Each form of the first pair beats each form of the second.
+  auto file_over_env = LoadConfig(
+      {}, FakeEnv({{"PGBOOT_DATABASE_URL_FILE", own}, {"DATABASE_URL", "postgres://x@y/z"}}),
+      NoDefaultFile);
+  REQUIRE(file_over_env.ok());
+  CHECK(file_over_env->database_url == "postgres://direct@db/app");
+  auto env_over_file = LoadConfig(
+      {},
+      FakeEnv({{"PGBOOT_DATABASE_URL", "postgres://direct@db/app"}, {"DATABASE_URL_FILE", app}}),
+      NoDefaultFile);
+  REQUIRE(env_over_file.ok());
+  CHECK(env_over_file->database_url == "postgres://direct@db/app");
+
+  // The flag beats both; the TOML key loses to both.
+  auto flag =
+      LoadConfig({{"database-url", "postgres://flag@h/db"}},
+                 FakeEnv({{"PGBOOT_DATABASE_URL", "postgres://direct@db/app"}}), NoDefaultFile);
+  REQUIRE(flag.ok());
+  CHECK(flag->database_url == "postgres://flag@h/db");
+  auto over_toml =
+      LoadConfig({{"config", toml}}, FakeEnv({{"PGBOOT_DATABASE_URL_FILE", own}}), NoDefaultFile);
+  REQUIRE(over_toml.ok());
+  CHECK(over_toml->database_url == "postgres://direct@db/app");
+  auto toml_only = LoadConfig({{"config", toml}}, FakeEnv({}), NoDefaultFile);
+  REQUIRE(toml_only.ok());
+  CHECK(toml_only->database_url == "postgres://toml@h/db");
+
+  // A variable and its _FILE both set is exit 2, naming both, even with the flag given.
+  auto both = LoadConfig(
+      {{"database-url", "postgres://flag@h/db"}},
+      FakeEnv({{"PGBOOT_DATABASE_URL", "postgres://a@b/c"}, {"PGBOOT_DATABASE_URL_FILE", own}}),
+      NoDefaultFile);
+  REQUIRE_FALSE(both.ok());
+  CHECK(ExitCodeFor(both.status()) == kExitUsage);
+  CHECK(both.status().message().find("PGBOOT_DATABASE_URL and PGBOOT_DATABASE_URL_FILE") !=
+        std::string::npos);
+
+  auto unreadable =
+      LoadConfig({}, FakeEnv({{"PGBOOT_DATABASE_URL_FILE", "/nonexistent/direct"}}), NoDefaultFile);
+  REQUIRE_FALSE(unreadable.ok());
+  CHECK(unreadable.status().message().find("/nonexistent/direct") != std::string::npos);
+  unlink(own.c_str());
+  unlink(app.c_str());
+  unlink(toml.c_str());
+}
+
+TEST_CASE("--lock-mode: auto by default, session or transaction, anything else exit 2 naming it") {
+  auto def = LoadConfig({}, FakeEnv({}), NoDefaultFile);
+  REQUIRE(def.ok());
+  CHECK(def->lock_mode == LockMode::kAuto);
+  auto session = LoadConfig({{"lock-mode", "session"}}, FakeEnv({}), NoDefaultFile);
+  REQUIRE(session.ok());
+  CHECK(session->lock_mode == LockMode::kSession);
+  auto txn = LoadConfig({}, FakeEnv({{"PGBOOT_LOCK_MODE", "Transaction"}}), NoDefaultFile);
+  REQUIRE(txn.ok());
+  CHECK(txn->lock_mode == LockMode::kTransaction);
+  auto bad = LoadConfig({{"lock-mode", "pooled"}}, FakeEnv({}), NoDefaultFile);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(ExitCodeFor(bad.status()) == kExitUsage);
+  CHECK(bad.status().message().find("\"pooled\"") != std::string::npos);
+  CHECK(bad.status().message().find("--lock-mode") != std::string::npos);
 }
 
 TEST_CASE("empty environment variables count as unset") {

@@ -386,6 +386,24 @@ TEST_CASE("classifying failed connections") {
   // A SQLSTATE wins over words that look like something else.
   CHECK(ClassifyConnectFailure("22023", "invalid value for parameter") == AnswerKind::kTransient);
 
+  // PgBouncer 1.18 says 08P01 for all of its own errors: its words decide.
+  CHECK(ClassifyConnectFailure("08P01", "ERROR:  password authentication failed") ==
+        AnswerKind::kFatal);
+  CHECK(ClassifyConnectFailure("08P01", "FATAL:  SASL authentication failed") ==
+        AnswerKind::kFatal);
+  CHECK(ClassifyConnectFailure("08P01", "ERROR:  no such user: ghost") == AnswerKind::kFatal);
+  CHECK(ClassifyConnectFailure("08P01", "ERROR:  no such database: nodb") == AnswerKind::kFatal);
+  CHECK(ClassifyConnectFailure("08P01", "ERROR:  no more connections allowed (max_client_conn)") ==
+        AnswerKind::kTooManyConnections);
+  CHECK(ClassifyConnectFailure("08P01", "ERROR:  query_wait_timeout") == AnswerKind::kTransient);
+  CHECK(ClassifyConnectFailure("08P01",
+                               "ERROR:  server login has been failing, try again later "
+                               "(server_login_retry)") == AnswerKind::kTransient);
+  CHECK(ClassifyConnectFailure("08P01", "ERROR:  unsupported startup parameter: options") ==
+        AnswerKind::kTransient);
+  // Those words under another SQLSTATE are the server's, classified by the code.
+  CHECK(ClassifyConnectFailure("57P01", "no such database") == AnswerKind::kTransient);
+
   CHECK(ClassifyConnectFailure(
             "", "connection to server at \"127.0.0.1\", port 1 failed: Connection refused") ==
         AnswerKind::kNoServer);
