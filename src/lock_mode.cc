@@ -43,12 +43,14 @@ const char* LockModeName(LockMode mode) {
 
 LockModeVerdict DecideLockMode(LockMode requested, int client_pid, int server_pid) {
   LockModeVerdict v;
-  v.pooled = client_pid <= 0 || server_pid <= 0 || client_pid != server_pid;
+  // PgBouncer's key is random 32 bits, negative half the time: only 0 is "unknown".
+  const bool unknown = client_pid == 0 || server_pid <= 0;
+  v.pooled = unknown || client_pid != server_pid;
   std::string check;
   if (!v.pooled) {
     check = "libpq's backend pid is the server's pg_backend_pid() " + std::to_string(server_pid) +
             ": a direct connection";
-  } else if (client_pid <= 0 || server_pid <= 0) {
+  } else if (unknown) {
     check = "the backend pid is unknown (libpq " + std::to_string(client_pid) + ", server " +
             std::to_string(server_pid) + "): taken as pooled";
   } else {

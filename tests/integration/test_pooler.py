@@ -9,29 +9,27 @@ app, direct URL for pgboot).
 """
 
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import bouncer  # noqa: E402
-import common  # noqa: E402
-from common import admin_sql, events, run, url  # noqa: E402
+from harness.pgbouncer import PGBOUNCER, start_pgbouncer
+from harness.case import PgbootTestCase, skip_loudly, time_limit
+from harness.files import temp_dir, temp_migrations, up
+from harness.logs import events
+from harness.proc import run
+from harness.server import closed_url, conninfo, new_database, url
+from harness.sql import admin_sql
 
 
-def up(sql):
-    return "-- migrate:up\n" + sql + "\n"
-
-
-class PoolerCase(common.PgbootTestCase):
+class PoolerCase(PgbootTestCase):
     pool_mode = "transaction"
     pool_size = 5
 
     def setUp(self):
-        if not bouncer.available():
-            common.skip_loudly(self, "pgbouncer is not installed (scripts/setup.sh installs it)")
-        self.db = self.new_database()
-        self.bouncer = bouncer.new_bouncer(self, common.pg(), pool_mode=self.pool_mode,
-                                           pool_size=self.pool_size)
+        if not os.access(PGBOUNCER, os.X_OK):
+            skip_loudly(self, "pgbouncer is not installed (scripts/setup.sh installs it)")
+        self.db = new_database(self)
+        self.bouncer = start_pgbouncer(self, pool_mode=self.pool_mode,
+                                       default_pool_size=self.pool_size)
         self.pooled = self.bouncer.url(self.db)
         self.direct = url(self.db)
 
@@ -53,13 +51,13 @@ class ConnectTest(PoolerCase):
         cp = self.pgboot(["wait"], env={"DATABASE_URL": self.pooled})
         self.assertExit(cp, 0)
         self.assertNotIn("unsupported startup parameter", cp.stderr)
-        self.assertLess(cp.elapsed, 5, cp.stderr)
+        self.assertLess(cp.elapsed, time_limit(5), cp.stderr)
 
     def test_wrong_password_through_the_pooler_is_exit_4_at_once(self):
         cp = self.pgboot(["wait"], env={"DATABASE_URL": self.bouncer.url(self.db, password="nope"),
                                         "PGBOOT_WAIT_TIMEOUT": "30s"})
         self.assertExit(cp, 4)
-        self.assertLess(cp.elapsed, 3, cp.stderr)
+        self.assertLess(cp.elapsed, time_limit(3), cp.stderr)
         self.assertIn("password authentication failed", cp.stderr)
         self.assertNoPassword(cp.stderr, "nope")
 
@@ -67,20 +65,20 @@ class ConnectTest(PoolerCase):
         cp = self.pgboot(["wait"], env={"DATABASE_URL": self.bouncer.url(self.db, user="ghost"),
                                         "PGBOOT_WAIT_TIMEOUT": "30s"})
         self.assertExit(cp, 4)
-        self.assertLess(cp.elapsed, 3, cp.stderr)
+        self.assertLess(cp.elapsed, time_limit(3), cp.stderr)
 
     def test_unreachable_pooler_is_retried_and_named(self):
-        cp = self.pgboot(["wait"], env={"DATABASE_URL": common.closed_url(self.db),
+        cp = self.pgboot(["wait"], env={"DATABASE_URL": closed_url(self.db),
                                         "PGBOOT_WAIT_TIMEOUT": "1s"})
         self.assertExit(cp, 3)
         self.assertIn("Connection refused", cp.stderr)
 
     def test_users_own_options_still_reach_the_server_directly(self):
         # The user's `options` is the user's choice: sent as given (here to the server).
-        mig = self.temp_migrations({"1_t.sql": up(
+        mig = temp_migrations(self, {"1_t.sql": up(
             "CREATE TABLE seen AS SELECT current_setting('work_mem') AS wm;")})
         cp = self.pgboot(["migrate", "--migrations-dir", mig],
-                         env={"DATABASE_URL": common.conninfo(self.db, options="-c work_mem=7MB")})
+                         env={"DATABASE_URL": conninfo(self.db, options="-c work_mem=7MB")})
         self.assertExit(cp, 0)
         self.assertEqual(admin_sql("SELECT wm FROM seen", self.db).strip(), "7MB")
 
@@ -133,7 +131,7 @@ class SessionPoolingVerdictTest(PoolerCase):
 
 class DirectUrlTest(PoolerCase):
     def test_pgboot_database_url_wins_and_the_app_keeps_database_url(self):
-        mig = self.temp_migrations({"1_t.sql": up("CREATE TABLE t (id int);")})
+        mig = temp_migrations(self, {"1_t.sql": up("CREATE TABLE t (id int);")})
         cp = self.pgboot(["--migrations-dir", mig, "--", "/bin/sh", "-c",
                           'echo "app sees $DATABASE_URL"'],
                          env={"DATABASE_URL": self.pooled, "PGBOOT_DATABASE_URL": self.direct,
@@ -143,7 +141,7 @@ class DirectUrlTest(PoolerCase):
         self.assertIn("app sees " + self.pooled, cp.stdout)
 
     def test_pgboot_database_url_file(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         d.write("direct", self.direct + "\n")
         cp = self.pgboot(["wait"], env={"DATABASE_URL": self.pooled,
                                         "PGBOOT_DATABASE_URL_FILE": d / "direct"})
@@ -151,7 +149,7 @@ class DirectUrlTest(PoolerCase):
         self.assertEqual(self.lock_mode(cp)["mode"], "session")
 
     def test_a_variable_and_its_file_both_set_is_exit_2(self):
-        d = self.temp_dir()
+        d = temp_dir(self)
         d.write("direct", self.direct + "\n")
         cp = self.pgboot(["wait"], env={"PGBOOT_DATABASE_URL": self.direct,
                                         "PGBOOT_DATABASE_URL_FILE": d / "direct"})
@@ -166,7 +164,7 @@ class SettingsTest(PoolerCase):
     def setUp(self):
         super().setUp()
         admin_sql("ALTER DATABASE %s SET standard_conforming_strings = off" % self.db)
-        self.mig = self.temp_migrations({"1_seen.sql": up(
+        self.mig = temp_migrations(self, {"1_seen.sql": up(
             "CREATE TABLE seen AS SELECT current_setting('standard_conforming_strings') AS scs, "
             "current_setting('client_connection_check_interval') AS ccci, '\\x' AS backslash;")})
 

@@ -19,6 +19,10 @@ TEST_CASE("auto: session only when libpq's backend pid is the server's own") {
   CHECK(pooled.reason.find("1897654321") != std::string::npos);
   CHECK(pooled.reason.find("4242") != std::string::npos);
   CHECK(pooled.reason.find("pooler") != std::string::npos);
+  // Half of PgBouncer's keys read as negative pids.
+  const LockModeVerdict negative = DecideLockMode(LockMode::kAuto, -446355584, 4242);
+  CHECK(negative.mode == LockMode::kTransaction);
+  CHECK(negative.reason.find("pooler") != std::string::npos);
 }
 
 TEST_CASE("auto: unsure means pooled") {
