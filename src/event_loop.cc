@@ -8,17 +8,13 @@
 
 #include <string>
 
+#include "clock.h"
+
 namespace pgboot {
 namespace {
 
 // The highest signal number the tables below hold (SIGRTMAX is 64 on Linux).
 constexpr int kMaxSignal = 64;
-
-int64_t MonotonicMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 }  // namespace
 
@@ -94,7 +90,7 @@ EventLoop::Wake EventLoop::WaitAny(int fd, short events, int64_t timeout_ms) {
 }
 
 EventLoop::Wake EventLoop::WaitImpl(int fd, short events, int64_t timeout_ms, bool any) {
-  const int64_t deadline = timeout_ms < 0 ? -1 : MonotonicMs() + timeout_ms;
+  const int64_t deadline = timeout_ms < 0 ? -1 : MonotonicNowMs() + timeout_ms;
   for (;;) {
     pollfd fds[2];
     int n = 0;
@@ -103,7 +99,7 @@ EventLoop::Wake EventLoop::WaitImpl(int fd, short events, int64_t timeout_ms, bo
     if (fd >= 0) fds[n++] = {fd, events, 0};
     int wait_ms = -1;
     if (deadline >= 0) {
-      int64_t left = deadline - MonotonicMs();
+      int64_t left = deadline - MonotonicNowMs();
       wait_ms = left < 0 ? 0 : static_cast<int>(left > 1 << 30 ? 1 << 30 : left);
     }
     int r = poll(fds, n, wait_ms);
@@ -139,7 +135,7 @@ EventLoop::Wake EventLoop::WaitImpl(int fd, short events, int64_t timeout_ms, bo
       w.revents = fds[fd_index].revents;
       return w;
     }
-    if (deadline >= 0 && MonotonicMs() >= deadline) return Wake{};
+    if (deadline >= 0 && MonotonicNowMs() >= deadline) return Wake{};
   }
 }
 

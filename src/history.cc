@@ -1,6 +1,6 @@
 #include "history.h"
 
-#include "hostname.h"
+#include <unistd.h>
 
 namespace pgboot {
 
@@ -18,9 +18,14 @@ std::string SqlLiteral(const std::string& s) {
   return out + "'";
 }
 
-std::string AppliedBy() { return std::string("pgboot ") + PGBOOT_VERSION + " on " + Hostname(); }
+std::string AppliedBy() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string("pgboot ") + PGBOOT_VERSION + " on " + (host[0] ? host : "unknown");
+}
 
-History::History(Database& db, QualifiedName name) : db_(db), name_(std::move(name)) {
+History::History(Database& db, QualifiedName name)
+    : db_(db), name_(std::move(name)), by_(AppliedBy()) {
   table_ = name_.Quoted();
   QualifiedName log = name_;
   log.table += "_log";
@@ -133,24 +138,66 @@ Result<int64_t> History::NextBatch() {
   return std::stoll(Cell(r->rows.at(0), 0));
 }
 
-std::string History::InsertAppliedSql(const Migration& m, int64_t batch,
-                                      const std::string& by) const {
+SqlValue SqlValue::Text(const std::string& s) { return SqlValue(SqlLiteral(s)); }
+SqlValue SqlValue::Int(int64_t n) { return SqlValue(std::to_string(n)); }
+SqlValue SqlValue::Bool(bool b) { return SqlValue(b ? "true" : "false"); }
+SqlValue SqlValue::Null() { return SqlValue("NULL"); }
+SqlValue SqlValue::ServerElapsedMs() {
+  return SqlValue("(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer");
+}
+
+std::string History::RecordApplied(const Migration& m, int64_t batch,
+                                   const SqlValue& execution_ms) const {
   return "INSERT INTO " + table_ +
          " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch) "
          "VALUES (" +
          SqlLiteral(m.version) + ", " + SqlLiteral(m.name) + ", " + SqlLiteral(m.checksum) +
-         ", 'applied', now(), "
-         "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer, " +
-         SqlLiteral(by) + ", " + std::to_string(batch) + ")";
+         ", 'applied', now(), " + execution_ms.sql() + ", " + SqlLiteral(by_) + ", " +
+         std::to_string(batch) + ")";
 }
 
-// `detail_json` is an SQL expression yielding the detail (every caller builds it
-// with jsonb_build_object or a quoted JSON literal cast to jsonb); it is spliced, not quoted.
-std::string History::AuditSql(const std::string& event, const std::string& version,
-                              const std::string& by, const std::string& detail_json) const {
+std::string History::RecordRunning(const Migration& m, int64_t batch) const {
+  return "INSERT INTO " + table_ +
+         " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch) "
+         "VALUES (" +
+         SqlLiteral(m.version) + ", " + SqlLiteral(m.name) + ", " + SqlLiteral(m.checksum) +
+         ", 'running', now(), NULL, " + SqlLiteral(by_) + ", " + std::to_string(batch) + ")";
+}
+
+std::string History::MarkApplied(const std::string& version, int64_t execution_ms) const {
+  return "UPDATE " + table_ +
+         " SET status = 'applied', execution_ms = " + std::to_string(execution_ms) +
+         " WHERE version = " + SqlLiteral(version);
+}
+
+std::string History::MarkFailed(const std::string& version) const {
+  return "UPDATE " + table_ + " SET status = 'failed' WHERE version = " + SqlLiteral(version);
+}
+
+std::string History::Delete(const std::string& version, const std::string& only_status) const {
+  return "DELETE FROM " + table_ + " WHERE version = " + SqlLiteral(version) +
+         (only_status.empty() ? "" : " AND status = " + SqlLiteral(only_status));
+}
+
+std::string History::UpdateChecksum(const std::string& version, const std::string& checksum,
+                                    const std::string& name) const {
+  return "UPDATE " + table_ + " SET checksum = " + SqlLiteral(checksum) +
+         ", name = " + SqlLiteral(name) + " WHERE version = " + SqlLiteral(version);
+}
+
+std::string History::Audit(const AuditEntry& e) const {
+  std::string detail = "jsonb_build_object(";
+  for (size_t i = 0; i < e.fields.size(); ++i) {
+    detail += (i ? ", " : "") + SqlLiteral(e.fields[i].first) + ", " + e.fields[i].second.sql();
+  }
+  detail += ")";
   return "INSERT INTO " + log_table_ + " (event, version, by, detail) VALUES (" +
-         SqlLiteral(event) + ", " + (version.empty() ? "NULL" : SqlLiteral(version)) + ", " +
-         SqlLiteral(by) + ", (" + detail_json + ")::jsonb)";
+         SqlLiteral(e.event) + ", " + (e.version.empty() ? "NULL" : SqlLiteral(e.version)) + ", " +
+         SqlLiteral(by_) + ", " + detail + ")";
+}
+
+std::string History::DescribeRollbackWrites(const std::string& version) const {
+  return Delete(version) + ", and a rolled_back row in " + log_table_;
 }
 
 std::string History::LockKeySql() const {

@@ -1,9 +1,9 @@
-// History: the history and audit tables (docs/reference.md, "Tables") read and written through
-// Database.
+// History: the history and audit tables (docs/reference.md, "Tables"), the only author of SQL on them.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config.h"
@@ -21,15 +21,41 @@ struct AuditEvent {
   std::string detail;  // JSON text
 };
 
-// SQL for the history table `name` and its `<name>_log` audit table. Reading
-// takes no lock and writes nothing; Create() runs only under the migration lock
-// (concurrent CREATE TABLE IF NOT EXISTS races on the catalog).
+// A typed value spliced into SQL as a literal: what History's operations take,
+// so no caller writes SQL text on pgboot's tables.
+class SqlValue {
+ public:
+  static SqlValue Text(const std::string& s);
+  static SqlValue Int(int64_t n);
+  static SqlValue Bool(bool b);
+  static SqlValue Null();
+  // Milliseconds since the transaction began, measured by the server when the
+  // statement runs (clock_timestamp() - now()): a section's execution time
+  // when recorded inside its own transaction.
+  static SqlValue ServerElapsedMs();
+  const std::string& sql() const { return sql_; }
+
+ private:
+  explicit SqlValue(std::string sql) : sql_(std::move(sql)) {}
+  std::string sql_;
+};
+
+// One row of the audit table: `fields` become its jsonb `detail`, in order.
+struct AuditEntry {
+  std::string event;    // applied, failed, rolled_back, repaired, baselined
+  std::string version;  // empty: NULL
+  std::vector<std::pair<std::string, SqlValue>> fields;
+};
+
+// The history table `name` and its `<name>_log` audit table: the only author
+// of SQL on them. Reads run at once; writes are returned as SQL, so that the
+// caller can pipeline them with a section's statements into one round trip
+// and one transaction. Reading takes no lock and writes nothing; Create() runs
+// only under the migration lock (concurrent CREATE TABLE IF NOT EXISTS races
+// on the catalog).
 class History {
  public:
   History(Database& db, QualifiedName name);
-
-  const std::string& table() const { return table_; }  // quoted, for SQL
-  const std::string& log_table() const { return log_table_; }
 
   // Whether the history table exists (a missing one means everything is pending).
   Result<bool> Exists();
@@ -42,12 +68,28 @@ class History {
   // The next batch number (max + 1).
   Result<int64_t> NextBatch();
 
-  // Statements that record a transactional migration as applied; they run in the
-  // migration's own transaction, so execution_ms is measured by the server
-  // (clock_timestamp() - now()).
-  std::string InsertAppliedSql(const Migration& m, int64_t batch, const std::string& by) const;
-  std::string AuditSql(const std::string& event, const std::string& version, const std::string& by,
-                       const std::string& detail_json) const;
+  // Writes, as SQL. -------------------------------------------------------
+  // An `applied` row for `m` (execution_ms: ServerElapsedMs() inside the
+  // migration's own transaction, or a number).
+  std::string RecordApplied(const Migration& m, int64_t batch, const SqlValue& execution_ms) const;
+  // A `running` row for a transaction:false migration, committed before its first statement.
+  std::string RecordRunning(const Migration& m, int64_t batch) const;
+  // A `running` row becomes `applied` with the execution time measured by pgboot.
+  std::string MarkApplied(const std::string& version, int64_t execution_ms) const;
+  // A `running` row becomes `failed` (it blocks later runs until `repair`).
+  std::string MarkFailed(const std::string& version) const;
+  // Deletes the row of `version` (only when its status is `only_status`, if given).
+  std::string Delete(const std::string& version, const std::string& only_status = "") const;
+  // Realigns an applied row with its file (repair).
+  std::string UpdateChecksum(const std::string& version, const std::string& checksum,
+                             const std::string& name) const;
+  // One audit row, written by this pgboot (applied_by()).
+  std::string Audit(const AuditEntry& entry) const;
+  // What a rollback of `version` writes, in words, for --dry-run.
+  std::string DescribeRollbackWrites(const std::string& version) const;
+
+  // `pgboot <version> on <hostname>`, as every row and audit row records it.
+  const std::string& applied_by() const { return by_; }
 
   // The advisory-lock key expression (docs/reference.md, "The lock"), computed by the server.
   std::string LockKeySql() const;
@@ -59,8 +101,9 @@ class History {
  private:
   Database& db_;
   QualifiedName name_;
-  std::string table_;
-  std::string log_table_;
+  std::string table_;      // quoted
+  std::string log_table_;  // quoted
+  std::string by_;
 };
 
 // A failure on pgboot's own tables is not a migration's SQL failing: kInternal

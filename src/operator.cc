@@ -5,7 +5,7 @@
 
 #include "history.h"
 #include "log.h"
-#include "migrator.h"
+#include "migration_lock.h"
 
 namespace pgboot {
 
@@ -70,28 +70,30 @@ namespace {
 
 // Appends the statements that make `a` (the change and its audit row) and
 // returns its description.
-std::string RepairSql(const RepairAction& a, const History& history, const std::string& by,
+std::string RepairSql(const RepairAction& a, const History& history,
                       std::vector<std::string>* stmts) {
   const HistoryRow& r = *a.row;
   if (a.kind == RepairAction::kDelete) {
-    stmts->push_back("DELETE FROM " + history.table() + " WHERE version = " +
-                     SqlLiteral(r.version) + " AND status = " + SqlLiteral(r.status));
-    stmts->push_back(history.AuditSql(
-        "repaired", r.version, by,
-        "jsonb_build_object('action', 'delete', 'old_status', " + SqlLiteral(r.status) +
-            ", 'new_status', NULL, 'name', " + SqlLiteral(r.name) + ", 'checksum', " +
-            SqlLiteral(r.checksum) + ", 'batch', " + std::to_string(r.batch) + ", 'applied_at', " +
-            SqlLiteral(r.applied_at) + ")"));
+    stmts->push_back(history.Delete(r.version, r.status));
+    stmts->push_back(history.Audit({"repaired",
+                                    r.version,
+                                    {{"action", SqlValue::Text("delete")},
+                                     {"old_status", SqlValue::Text(r.status)},
+                                     {"new_status", SqlValue::Null()},
+                                     {"name", SqlValue::Text(r.name)},
+                                     {"checksum", SqlValue::Text(r.checksum)},
+                                     {"batch", SqlValue::Int(r.batch)},
+                                     {"applied_at", SqlValue::Text(r.applied_at)}}}));
   } else {
-    stmts->push_back(
-        "UPDATE " + history.table() + " SET checksum = " + SqlLiteral(a.file->checksum) +
-        ", name = " + SqlLiteral(a.file->name) + " WHERE version = " + SqlLiteral(r.version));
-    stmts->push_back(history.AuditSql(
-        "repaired", r.version, by,
-        "jsonb_build_object('action', 'realign', 'old_checksum', " + SqlLiteral(r.checksum) +
-            ", 'new_checksum', " + SqlLiteral(a.file->checksum) + ", 'old_name', " +
-            SqlLiteral(r.name) + ", 'new_name', " + SqlLiteral(a.file->name) + ", 'file', " +
-            SqlLiteral(a.file->up_path) + ")"));
+    stmts->push_back(history.UpdateChecksum(r.version, a.file->checksum, a.file->name));
+    stmts->push_back(history.Audit({"repaired",
+                                    r.version,
+                                    {{"action", SqlValue::Text("realign")},
+                                     {"old_checksum", SqlValue::Text(r.checksum)},
+                                     {"new_checksum", SqlValue::Text(a.file->checksum)},
+                                     {"old_name", SqlValue::Text(r.name)},
+                                     {"new_name", SqlValue::Text(a.file->name)},
+                                     {"file", SqlValue::Text(a.file->up_path)}}}));
   }
   return DescribeRepair(a);
 }
@@ -143,10 +145,9 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
     PrintResult("nothing to repair (another run repaired it meanwhile)\n");
     return Status::Ok();
   }
-  const std::string by = AppliedBy();
   std::vector<std::string> stmts = {"BEGIN"};
   std::string out;
-  for (const RepairAction& a : actions) out += "  " + RepairSql(a, history, by, &stmts) + "\n";
+  for (const RepairAction& a : actions) out += "  " + RepairSql(a, history, &stmts) + "\n";
   stmts.push_back("COMMIT");
   s = db.ExecSequence(stmts, nullptr);
   if (!s.ok()) {
@@ -210,21 +211,17 @@ Status Baseline(Database& db, const Config& cfg, const std::vector<Migration>& f
   }
   auto batch = history.NextBatch();
   if (!batch.ok()) return batch.status();
-  const std::string by = AppliedBy();
   std::vector<std::string> stmts = {"BEGIN"};
   std::string out;
   for (const Migration* m : *todo) {
-    stmts.push_back("INSERT INTO " + history.table() +
-                    " (version, name, checksum, status, applied_at, execution_ms, applied_by, "
-                    "batch) VALUES (" +
-                    SqlLiteral(m->version) + ", " + SqlLiteral(m->name) + ", " +
-                    SqlLiteral(m->checksum) + ", 'applied', now(), 0, " + SqlLiteral(by) + ", " +
-                    std::to_string(*batch) + ")");
-    stmts.push_back(history.AuditSql("baselined", m->version, by,
-                                     "jsonb_build_object('name', " + SqlLiteral(m->name) +
-                                         ", 'checksum', " + SqlLiteral(m->checksum) +
-                                         ", 'baseline', " + SqlLiteral(v) + ", 'batch', " +
-                                         std::to_string(*batch) + ", 'execution_ms', 0)"));
+    stmts.push_back(history.RecordApplied(*m, *batch, SqlValue::Int(0)));
+    stmts.push_back(history.Audit({"baselined",
+                                   m->version,
+                                   {{"name", SqlValue::Text(m->name)},
+                                    {"checksum", SqlValue::Text(m->checksum)},
+                                    {"baseline", SqlValue::Text(v)},
+                                    {"batch", SqlValue::Int(*batch)},
+                                    {"execution_ms", SqlValue::Int(0)}}}));
     out += "  " + VersionLabel(m->version, m->name) + "\n";
   }
   stmts.push_back("COMMIT");

@@ -216,11 +216,7 @@ Result<std::unique_ptr<Database>> WaitForDatabase(const WaitOptions& opts) {
   Clock& clock = RealClock();
   PgConnector connector(ConnectOptions{opts.conninfo, opts.lock_mode}, clock);
   auto attempt = [&connector](int64_t deadline_ms) { return connector.Attempt(deadline_ms); };
-  auto sleep = [](int64_t ms) -> Status {
-    const EventLoop::Wake wake = EventLoop::Get().Wait(-1, 0, ms);
-    if (wake.kind == EventLoop::Wake::kSignal) return Status::Signal(wake.signo);
-    return Status::Ok();
-  };
+  auto sleep = [&clock](int64_t ms) { return clock.Sleep(ms); };
   return WaitWithBackoff(opts, clock, attempt, sleep);
 }
 

@@ -112,35 +112,23 @@ const char* AnswerKindName(AnswerKind kind) {
   return "transient";
 }
 
-int64_t Backoff::CapFor(AnswerKind kind) const {
+int64_t WaitBackoff::CapFor(AnswerKind kind) const {
   return kind == AnswerKind::kNoServer ? kNoServerCapMs : max_interval_ms_;
 }
 
-int64_t Backoff::Next(AnswerKind kind, double u01) {
-  if (!started_ || kind != last_) {
-    n_ = 0;
-  } else if (n_ < 62) {  // base * 2^n is capped long before, but never overflow n itself
-    ++n_;
-  }
+int64_t WaitBackoff::Next(AnswerKind kind, double u01) {
+  if (!started_ || kind != last_) backoff_.Restart();
   started_ = true;
   last_ = kind;
-
-  const int64_t cap = std::max<int64_t>(0, CapFor(kind));
-  int64_t ceiling = kBaseMs;
-  for (int i = 0; i < n_ && ceiling < cap; ++i) ceiling *= 2;
-  ceiling_ = std::min(cap, ceiling);
-
-  // Full jitter over whole milliseconds, both ends included.
-  const double u = std::clamp(u01, 0.0, 1.0);
-  const auto draw = static_cast<int64_t>(std::floor(u * static_cast<double>(ceiling_ + 1)));
-  return std::min(draw, ceiling_);
+  backoff_.set_cap(CapFor(kind));
+  return backoff_.Next(u01);
 }
 
 Result<std::unique_ptr<Database>> WaitWithBackoff(const WaitOptions& opts, Clock& clock,
                                                   const Attempter& attempt, const Sleeper& sleep) {
   const int64_t start = clock.NowMs();
   const int64_t deadline = opts.timeout_ms > 0 ? start + opts.timeout_ms : -1;
-  Backoff backoff(opts.max_interval_ms);
+  WaitBackoff backoff(opts.max_interval_ms);
   int64_t attempts = 0;
   std::string last_reason;
   int64_t next_summary = start + opts.summary_interval_ms;

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "backoff.h"
 #include "clock.h"
 #include "database.h"
 #include "status.h"
@@ -49,19 +50,20 @@ struct AttemptOutcome {
   std::unique_ptr<Database> db;  // for kReady
 };
 
-// Exponential backoff with full jitter: sleep = uniform(0, min(cap, base * 2^n)),
+// The wait's backoff: sleep = uniform(0, min(cap, base * 2^n)) (Backoff),
 // with n restarting at 0 whenever the kind of answer changes, so a server that
 // goes from "refused" to "too many connections" is not punished for the
 // refusals. Caps: 100 ms while no server answers (such attempts cost the server
 // nothing and keep readiness latency low); max_interval for 53300, so a fleet
 // of starters does not hammer a full server; max_interval also for any other
 // transient answer, since we do not know what it costs the server.
-class Backoff {
+class WaitBackoff {
  public:
   static constexpr int64_t kBaseMs = 50;
   static constexpr int64_t kNoServerCapMs = 100;
 
-  explicit Backoff(int64_t max_interval_ms) : max_interval_ms_(max_interval_ms) {}
+  explicit WaitBackoff(int64_t max_interval_ms)
+      : max_interval_ms_(max_interval_ms), backoff_(kBaseMs, max_interval_ms) {}
 
   // The sleep after an answer of `kind` (one of the retried kinds), drawn with
   // `u01` in [0, 1). Whole milliseconds in [0, Ceiling()].
@@ -69,16 +71,15 @@ class Backoff {
 
   int64_t CapFor(AnswerKind kind) const;
   // min(cap, base * 2^n) of the last Next().
-  int64_t Ceiling() const { return ceiling_; }
+  int64_t Ceiling() const { return backoff_.Ceiling(); }
   // The exponent n used by the last Next().
-  int Exponent() const { return n_; }
+  int Exponent() const { return backoff_.Exponent(); }
 
  private:
   int64_t max_interval_ms_;
   bool started_ = false;
   AnswerKind last_ = AnswerKind::kTransient;
-  int n_ = 0;
-  int64_t ceiling_ = 0;
+  Backoff backoff_;  // the one shared Backoff (backoff.h), its cap set per kind
 };
 
 struct WaitOptions {
@@ -100,7 +101,7 @@ using Attempter = std::function<AttemptOutcome(int64_t deadline_ms)>;
 using Sleeper = std::function<Status(int64_t ms)>;
 
 // The wait loop over replaceable parts, so unit tests can drive it on a fake
-// clock: attempts until one is ready, sleeping per Backoff in between, under
+// clock: attempts until one is ready, sleeping per WaitBackoff in between, under
 // one overall deadline (opts.timeout_ms after the start; each attempt gets the
 // time remaining, and no sleep runs past it). Returns the ready connection;
 // Status::ConnectRejected on a fatal answer, Usage on a

@@ -7,149 +7,79 @@
 #include "log.h"
 #include "migrator.h"
 #include "operator.h"
+#include "section_runner.h"
 
 namespace pgboot {
 namespace {
 
-// execution_ms measured by the server inside the transaction, as migrate records it.
-constexpr const char* kServerMs = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer";
-
-// Runs down sections, one version at a time.
+// Runs down sections through the SectionRunner, one version at a time. Unlike
+// migrate, it sets no lock_timeout and never retries: RetryPolicy{} below.
 class Downer {
  public:
   Downer(Database& db, const Config& cfg, History& history, Clock& clock)
-      : db_(db), cfg_(cfg), history_(history), clock_(clock), by_(AppliedBy()) {}
+      : history_(history), clock_(clock), runner_(db, history, clock, Options(cfg)) {}
 
   Status Run(const RollbackStep& step) {
     const Migration& m = *step.file;
-    LogInfo("rollback.start",
-            {{"version", m.version}, {"name", m.name}, {"transaction", m.down->transactional}});
-    const int64_t start = clock_.NowMs();
-    db_.SetTicker(cfg_.progress_interval_ms, [&m, start, this] {
-      LogInfo("rollback.progress",
-              {{"version", m.version}, {"name", m.name}, {"elapsed_ms", clock_.NowMs() - start}});
+    SectionRun run{m.version, m.name, m.down_path.empty() ? m.up_path : m.down_path, &*m.down, {}};
+    return runner_.Ticked(run, [&] {
+      if (!m.down->transactional) return RunNonTransactional(step, run);
+      // The down statements, the history row's deletion and the audit row
+      // commit together, so a failure leaves the version applied and untouched.
+      run.record = {history_.Delete(step.row->version),
+                    history_.Audit(RolledBack(step, SqlValue::ServerElapsedMs()))};
+      return runner_.RunInTransaction({run}, /*synchronous_commit=*/true);
     });
-    Status s = m.down->transactional ? RunTransactional(step) : RunNonTransactional(step);
-    db_.SetTicker(0, nullptr);
-    if (s.ok()) {
-      LogInfo("migration.rolled_back",
-              {{"version", m.version}, {"name", m.name}, {"ms", clock_.NowMs() - start}});
-    }
-    return s;
   }
 
  private:
-  std::string DeleteSql(const RollbackStep& step) const {
-    return "DELETE FROM " + history_.table() + " WHERE version = " + SqlLiteral(step.row->version);
+  static RunnerOptions Options(const Config& cfg) {
+    RunnerOptions o = BaseRunnerOptions(
+        cfg, {"rollback.start", "rollback.progress", "migration.rolled_back", "rollback.failed"},
+        "rollback of");
+    o.failed_audit_fields = {{"direction", SqlValue::Text("down")}};
+    o.lock_timeout_ms = 0;    // --ddl-lock-timeout is migrate's
+    o.retry = RetryPolicy{};  // never retries 55P03, as in 0.1.0: the down fails at once
+    return o;
   }
 
-  std::string AuditSql(const RollbackStep& step, const std::string& ms_expr) const {
+  AuditEntry RolledBack(const RollbackStep& step, const SqlValue& ms) const {
     const HistoryRow& r = *step.row;
-    return history_.AuditSql("rolled_back", r.version, by_,
-                             "jsonb_build_object('execution_ms', " + ms_expr + ", 'name', " +
-                                 SqlLiteral(r.name) + ", 'checksum', " + SqlLiteral(r.checksum) +
-                                 ", 'batch', " + std::to_string(r.batch) + ", 'applied_at', " +
-                                 SqlLiteral(r.applied_at) + ", 'transaction', " +
-                                 (step.file->down->transactional ? "true" : "false") + ")");
-  }
-
-  // The down statements, the history row's deletion and the audit row commit
-  // together, so a failure leaves the version applied and untouched.
-  Status RunTransactional(const RollbackStep& step) {
-    const Section& down = *step.file->down;
-    std::vector<std::string> stmts = {"BEGIN"};
-    if (cfg_.statement_timeout_ms > 0) {
-      stmts.push_back("SET LOCAL statement_timeout = '" +
-                      std::to_string(cfg_.statement_timeout_ms) + "ms'");
-    }
-    const size_t first = stmts.size();
-    for (const SqlStatement& st : down.statements) stmts.push_back(st.text);
-    stmts.push_back(DeleteSql(step));
-    stmts.push_back(AuditSql(step, kServerMs));
-    stmts.push_back("COMMIT");
-    size_t failed = 0;
-    Status s = db_.ExecSequence(stmts, &failed);
-    if (s.ok()) return s;
-    (void)db_.Exec("ROLLBACK");
-    if (!s.is_signal() && (failed < first || failed >= first + down.statements.size())) {
-      return Status::Sql("rollback of " + VersionLabel(step.row->version, step.row->name) +
-                             " could not be recorded: " + s.message(),
-                         s.sqlstate());
-    }
-    return Failed(step, s, failed >= first ? failed - first : 0);
+    return {"rolled_back",
+            r.version,
+            {{"execution_ms", ms},
+             {"name", SqlValue::Text(r.name)},
+             {"checksum", SqlValue::Text(r.checksum)},
+             {"batch", SqlValue::Int(r.batch)},
+             {"applied_at", SqlValue::Text(r.applied_at)},
+             {"transaction", SqlValue::Bool(step.file->down->transactional)}}};
   }
 
   // transaction:false: each statement commits on its own (CREATE/DROP INDEX
-  // CONCURRENTLY); the row goes only when all of them succeeded.
-  Status RunNonTransactional(const RollbackStep& step) {
+  // CONCURRENTLY); the row goes only when all of them succeeded. A failure
+  // leaves the version applied, which the message says when statements ran.
+  Status RunNonTransactional(const RollbackStep& step, const SectionRun& run) {
     const int64_t start = clock_.NowMs();
     size_t failed = 0;
-    Status s =
-        RunStatementsOneByOne(db_, step.file->down->statements, cfg_.statement_timeout_ms, &failed);
-    if (!s.ok()) return Failed(step, s, failed);
-    Status rec =
-        db_.ExecSequence({"BEGIN", DeleteSql(step),
-                          AuditSql(step, std::to_string(clock_.NowMs() - start)), "COMMIT"},
-                         nullptr);
-    if (!rec.ok()) {
-      (void)db_.Exec("ROLLBACK");
-      return HistoryError(rec, "the down section of " +
-                                   VersionLabel(step.row->version, step.row->name) +
-                                   " ran but its history row could not be deleted (it is still "
-                                   "recorded as applied)");
+    Status s = runner_.RunStatementByStatement(run, &failed);
+    if (!s.ok()) {
+      const std::string partly =
+          failed == 0 ? ""
+                      : " (transaction:false: its first " + std::to_string(failed) +
+                            " statement(s) stay committed; the version is still recorded as "
+                            "applied)";
+      return runner_.Failed({&run, failed, true, s}, {}, partly);
     }
-    return Status::Ok();
+    const SqlValue ms = SqlValue::Int(clock_.NowMs() - start);
+    return runner_.Record(
+        {history_.Delete(step.row->version), history_.Audit(RolledBack(step, ms))},
+        "the down section of " + VersionLabel(step.row->version, step.row->name) +
+            " ran but its history row could not be deleted (it is still recorded as applied)");
   }
 
-  // Names file:line[:column], logs rollback.failed and records a `failed`
-  // audit row (direction down) in its own transaction. The version stays
-  // applied: a transaction:false down may have run part-way, which the exit
-  // message says.
-  Status Failed(const RollbackStep& step, const Status& s, size_t index) {
-    const Migration& m = *step.file;
-    const Section& down = *m.down;
-    const SqlStatement* st = index < down.statements.size() ? &down.statements[index] : nullptr;
-    const std::string& path = m.down_path.empty() ? m.up_path : m.down_path;
-    const std::string loc = st ? FailureLocation(path, *st, s.position()) : path;
-    const std::string partly =
-        down.transactional || index == 0
-            ? ""
-            : " (transaction:false: its first " + std::to_string(index) +
-                  " statement(s) stay committed; the version is still recorded as applied)";
-    std::string detail = "{\"direction\":\"down\",\"statement\":" + std::to_string(index + 1) +
-                         ",\"location\":" + JsonQuote(loc);
-    if (s.is_signal()) {
-      LogWarn("rollback.failed",
-              {{"version", m.version},
-               {"name", m.name},
-               {"file", loc},
-               {"reason", "interrupted by signal " + std::to_string(s.signal())}});
-      if (!down.transactional) {
-        detail += ",\"signal\":" + std::to_string(s.signal()) + "}";
-        (void)db_.Exec(history_.AuditSql("failed", m.version, by_, SqlLiteral(detail) + "::jsonb"));
-      }
-      return s;
-    }
-    LogError("rollback.failed", {{"version", m.version},
-                                 {"name", m.name},
-                                 {"file", loc},
-                                 {"sqlstate", s.sqlstate()},
-                                 {"statement", static_cast<int64_t>(index + 1)},
-                                 {"error", s.message()}});
-    detail += ",\"sqlstate\":" + JsonQuote(s.sqlstate()) +
-              ",\"message\":" + JsonQuote(Redact(s.message())) + "}";
-    (void)db_.Exec(history_.AuditSql("failed", m.version, by_, SqlLiteral(detail) + "::jsonb"));
-    return Status::Sql("rollback of " + VersionLabel(m.version, m.name) + " failed at " + loc +
-                           ": " + (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
-                           s.message() + partly,
-                       s.sqlstate(), s.position());
-  }
-
-  Database& db_;
-  const Config& cfg_;
   History& history_;
   Clock& clock_;
-  std::string by_;
+  SectionRunner runner_;
 };
 
 void PrintRollbackDryRun(const std::vector<RollbackStep>& steps, const History& history) {
@@ -165,8 +95,7 @@ void PrintRollbackDryRun(const std::vector<RollbackStep>& steps, const History& 
     for (const SqlStatement& st : m.down->statements) {
       out += "-- " + path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
     }
-    out += "-- then: DELETE FROM " + history.table() + " WHERE version = " + SqlLiteral(m.version) +
-           ", and a rolled_back row in " + history.log_table() + "\n";
+    out += "-- then: " + history.DescribeRollbackWrites(m.version) + "\n";
   }
   PrintResult(out);
 }

@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 
+#include "clock.h"
 #include "event_loop.h"
 #include "log.h"
 
@@ -121,12 +122,6 @@ std::string SignalName(int signo) {
   }
   const char* abbrev = sigabbrev_np(signo);
   return abbrev ? std::string("SIG") + abbrev : std::to_string(signo);
-}
-
-int64_t MonotonicMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 // ---- spawning APP -------------------------------------------------------------
@@ -328,10 +323,10 @@ void EndLeftovers(pid_t app, int64_t grace_ms) {
     if (n >= 0) fields.emplace_back("count", n);
     fields.emplace_back("grace_ms", static_cast<int64_t>(grace_ms));
     LogInfo("init.leftovers", fields);
-    const int64_t deadline = MonotonicMs() + grace_ms;
+    const int64_t deadline = MonotonicNowMs() + grace_ms;
     for (;;) {
       if (!ReapAll(app).children_left) return;
-      const int64_t left = deadline - MonotonicMs();
+      const int64_t left = deadline - MonotonicNowMs();
       if (left <= 0) break;
       EventLoop::Wake w = loop.WaitAny(-1, 0, left);
       if (w.kind == EventLoop::Wake::kSignal && loop.IsTerminating(w.signo)) {
@@ -342,7 +337,7 @@ void EndLeftovers(pid_t app, int64_t grace_ms) {
   }
   // SIGKILL until nothing is left: in a subreaper's /proc walk a process that
   // forks right then could slip through once, so repeat on every wake-up.
-  const int64_t deadline = MonotonicMs() + kKillWaitMs;
+  const int64_t deadline = MonotonicNowMs() + kKillWaitMs;
   bool logged = false;
   for (;;) {
     const int n = SignalLeftovers(SIGKILL);
@@ -354,7 +349,7 @@ void EndLeftovers(pid_t app, int64_t grace_ms) {
     }
     Reaped r = ReapAll(app);
     if (!r.children_left) return;
-    const int64_t left = deadline - MonotonicMs();
+    const int64_t left = deadline - MonotonicNowMs();
     if (left <= 0) {
       LogWarn("init.leftovers_remain",
               {{"reason", "processes survived SIGKILL (uninterruptible sleep?); exiting anyway"}});

@@ -1,0 +1,43 @@
+// MigrationLock: the database-wide advisory lock every writing command takes (docs/reference.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "config.h"
+#include "database.h"
+#include "history.h"
+#include "plan.h"
+
+namespace pgboot {
+
+// The session-level advisory lock. Polls pg_try_advisory_lock with backoff (no
+// transaction held while waiting), logs lock.waiting with the holder at once
+// and then every lock_log_interval, and gives up after lock_timeout
+// (LockTimeout). Every wait is a Clock::Sleep. Released by Release() or the
+// destructor.
+class MigrationLock {
+ public:
+  MigrationLock(Database& db, const History& history, const Config& cfg, Clock& clock);
+  ~MigrationLock();
+  Status Acquire();
+  void Release();
+
+ private:
+  void LogHolder(int64_t waited_ms);
+  Database& db_;
+  const History& history_;
+  const Config& cfg_;
+  Clock& clock_;
+  std::string key_;
+  bool held_ = false;
+};
+
+// What every writing command does before it decides again: takes the lock,
+// creates the tables if missing (only ever under the lock: concurrent CREATE
+// TABLE IF NOT EXISTS races on the catalog) and re-reads history, which
+// another pgboot may have changed while this one waited.
+Result<std::vector<HistoryRow>> LockAndReadHistory(MigrationLock& lock, History& history);
+
+}  // namespace pgboot

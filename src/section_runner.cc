@@ -1,0 +1,221 @@
+#include "section_runner.h"
+
+#include "backoff.h"
+#include "log.h"
+#include "sql_split.h"
+
+namespace pgboot {
+namespace {
+
+// The pause before a retry: full jitter from 200 ms doubling to 5 s, so the DDL
+// does not queue in lockstep with whoever blocks it.
+constexpr int64_t kRetryBaseMs = 200;
+constexpr int64_t kRetryCapMs = 5000;
+
+std::string Label(const SectionRun& run) { return VersionLabel(run.version, run.name); }
+
+}  // namespace
+
+std::string FailureLocation(const std::string& path, const SqlStatement& st, int position) {
+  if (position > 0) {
+    auto [line, col] = PositionToLineColumn(st, position);
+    return path + ":" + std::to_string(line) + ":" + std::to_string(col);
+  }
+  return path + ":" + std::to_string(st.line);
+}
+
+RunnerOptions BaseRunnerOptions(const Config& cfg, const RunnerEvents& events, std::string what) {
+  RunnerOptions o;
+  o.start_event = events.start;
+  o.progress_event = events.progress;
+  o.done_event = events.done;
+  o.failed_event = events.failed;
+  o.what = std::move(what);
+  o.progress_interval_ms = cfg.progress_interval_ms;
+  o.statement_timeout_ms = cfg.statement_timeout_ms;
+  return o;
+}
+
+SectionRunner::SectionRunner(Database& db, const History& history, Clock& clock,
+                             RunnerOptions options)
+    : db_(db), history_(history), clock_(clock), options_(std::move(options)) {}
+
+Status SectionRunner::Ticked(const SectionRun& run, const std::function<Status()>& body) {
+  LogInfo(
+      options_.start_event,
+      {{"version", run.version}, {"name", run.name}, {"transaction", run.section->transactional}});
+  const int64_t start = clock_.NowMs();
+  db_.SetTicker(options_.progress_interval_ms, [&run, start, this] {
+    LogInfo(options_.progress_event,
+            {{"version", run.version}, {"name", run.name}, {"elapsed_ms", clock_.NowMs() - start}});
+  });
+  Status s = body();
+  db_.SetTicker(0, nullptr);
+  if (s.ok()) {
+    LogInfo(options_.done_event,
+            {{"version", run.version}, {"name", run.name}, {"ms", clock_.NowMs() - start}});
+  }
+  return s;
+}
+
+std::vector<std::string> SectionRunner::Settings(bool synchronous_commit) const {
+  std::vector<std::string> out;
+  // Every commit but a run's last may skip waiting for the WAL flush: the
+  // last, synchronous commit's flush covers all earlier ones (WAL order).
+  if (!synchronous_commit) out.push_back("SET LOCAL synchronous_commit = off");
+  if (options_.lock_timeout_ms > 0) {
+    out.push_back("SET LOCAL lock_timeout = '" + std::to_string(options_.lock_timeout_ms) + "ms'");
+  }
+  if (options_.statement_timeout_ms > 0) {
+    out.push_back("SET LOCAL statement_timeout = '" +
+                  std::to_string(options_.statement_timeout_ms) + "ms'");
+  }
+  return out;
+}
+
+bool SectionRunner::Retryable(const Status& s, int64_t attempt) const {
+  return options_.retry.lock_timeout && !s.is_signal() && s.sqlstate() == "55P03" &&
+         attempt <= options_.retry.max_retries;
+}
+
+Status SectionRunner::RetryPause(const SectionRun& run, const Status& s, int64_t attempt,
+                                 Backoff& backoff) {
+  LogWarn(options_.retry_event, {{"version", run.version},
+                                 {"name", run.name},
+                                 {"attempt", attempt + 1},
+                                 {"sqlstate", s.sqlstate()},
+                                 {"reason", s.message()}});
+  return clock_.Sleep(backoff.Next(clock_.Uniform01()));
+}
+
+SectionFailure SectionRunner::Attribute(const std::vector<SectionRun>& runs,
+                                        const std::vector<size_t>& firsts, size_t failed,
+                                        Status error) const {
+  SectionFailure f;
+  f.error = std::move(error);
+  for (size_t i = runs.size(); i-- > 0 && !f.run;) {
+    if (failed >= firsts[i]) {
+      f.run = &runs[i];
+      f.index = failed - firsts[i];
+      f.in_statements = f.index < runs[i].section->statements.size();
+    }
+  }
+  return f;
+}
+
+Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs,
+                                       bool synchronous_commit) {
+  std::vector<std::string> stmts = {"BEGIN"};
+  for (std::string& s : Settings(synchronous_commit)) stmts.push_back(std::move(s));
+  std::vector<size_t> firsts;
+  for (const SectionRun& run : runs) {
+    firsts.push_back(stmts.size());
+    for (const SqlStatement& st : run.section->statements) stmts.push_back(st.text);
+    for (const std::string& w : run.record) stmts.push_back(w);
+  }
+  stmts.push_back("COMMIT");
+  Backoff backoff(kRetryBaseMs, kRetryCapMs);
+  for (int64_t attempt = 1;; ++attempt) {
+    size_t failed = 0;
+    Status s = db_.ExecSequence(stmts, &failed);
+    if (s.ok()) return s;
+    (void)db_.Exec("ROLLBACK");
+    SectionFailure f = Attribute(runs, firsts, failed, s);
+    if (f.run && Retryable(s, attempt)) {
+      Status slept = RetryPause(*f.run, s, attempt, backoff);
+      if (!slept.ok()) return slept;
+      continue;
+    }
+    if (!f.run && runs.size() == 1 && s.is_signal()) f.run = &runs.front();
+    // A signal cut whatever ran, and with several runs the failing one is
+    // named even when its record failed: say where.
+    if (f.run && (f.in_statements || s.is_signal() || runs.size() > 1)) return Failed(f, {});
+    if (s.is_signal()) return s;
+    if (runs.size() == 1) {
+      return s.WithMessage(options_.what + " " + Label(runs.front()) +
+                           " could not be recorded: " + s.message());
+    }
+    return s.WithMessage("single transaction failed: " + s.message());
+  }
+}
+
+Status SectionRunner::RunStatementByStatement(const SectionRun& run, size_t* failed) {
+  *failed = 0;
+  if (options_.statement_timeout_ms > 0) {
+    auto set = db_.Exec("SET statement_timeout = '" +
+                        std::to_string(options_.statement_timeout_ms) + "ms'");
+    if (!set.ok()) return set.status();
+  }
+  const std::vector<SqlStatement>& statements = run.section->statements;
+  Status result;
+  for (size_t i = 0; i < statements.size() && result.ok(); ++i) {
+    auto r = db_.Exec(statements[i].text);
+    if (!r.ok()) {
+      *failed = i;
+      result = r.status();
+    }
+  }
+  if (db_.InTransaction()) {
+    (void)db_.Exec("ROLLBACK");
+    if (result.ok()) {
+      *failed = statements.empty() ? 0 : statements.size() - 1;
+      result = Status::Sql(
+          "the section ended inside a transaction it opened (BEGIN without COMMIT); it was "
+          "rolled back",
+          "");
+    }
+  }
+  if (options_.statement_timeout_ms > 0) (void)db_.Exec("RESET statement_timeout");
+  return result;
+}
+
+Status SectionRunner::Record(const std::vector<std::string>& writes, const std::string& what) {
+  std::vector<std::string> stmts = {"BEGIN"};
+  stmts.insert(stmts.end(), writes.begin(), writes.end());
+  stmts.push_back("COMMIT");
+  Status s = db_.ExecSequence(stmts, nullptr);
+  if (s.ok()) return s;
+  (void)db_.Exec("ROLLBACK");
+  return HistoryError(s, what);
+}
+
+Status SectionRunner::Failed(const SectionFailure& f, const std::vector<std::string>& writes,
+                             const std::string& note) {
+  const SectionRun& run = *f.run;
+  const Status& s = f.error;
+  const std::vector<SqlStatement>& statements = run.section->statements;
+  const SqlStatement* st = f.index < statements.size() ? &statements[f.index] : nullptr;
+  const std::string loc = st ? FailureLocation(run.path, *st, s.position()) : run.path;
+  AuditEntry audit{"failed", run.version, options_.failed_audit_fields};
+  audit.fields.push_back({"statement", SqlValue::Int(static_cast<int64_t>(f.index + 1))});
+  audit.fields.push_back({"location", SqlValue::Text(loc)});
+  if (s.is_signal()) {
+    LogWarn(options_.failed_event,
+            {{"version", run.version},
+             {"name", run.name},
+             {"file", loc},
+             {"reason", "interrupted by signal " + std::to_string(s.signal())}});
+    if (!run.section->transactional) {
+      // The statements before this one are committed: the audit log says so.
+      for (const std::string& w : writes) (void)db_.Exec(w);
+      audit.fields.push_back({"signal", SqlValue::Int(s.signal())});
+      (void)db_.Exec(history_.Audit(audit));
+    }
+    return s;
+  }
+  LogError(options_.failed_event, {{"version", run.version},
+                                   {"name", run.name},
+                                   {"file", loc},
+                                   {"sqlstate", s.sqlstate()},
+                                   {"statement", static_cast<int64_t>(f.index + 1)},
+                                   {"error", s.message()}});
+  for (const std::string& w : writes) (void)db_.Exec(w);
+  audit.fields.push_back({"sqlstate", SqlValue::Text(s.sqlstate())});
+  audit.fields.push_back({"message", SqlValue::Text(Redact(s.message()))});
+  (void)db_.Exec(history_.Audit(audit));
+  return s.WithMessage(options_.what + " " + Label(run) + " failed at " + loc + ": " +
+                       (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
+                       s.message() + note);
+}
+
+}  // namespace pgboot

@@ -1,0 +1,127 @@
+// SectionRunner: runs sections of migration files and records their outcome — the engine of migrate
+// and rollback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backoff.h"
+#include "clock.h"
+#include "config.h"
+#include "database.h"
+#include "history.h"
+#include "migration_files.h"
+
+namespace pgboot {
+
+// Which failures a transactional section is run again after, from BEGIN.
+struct RetryPolicy {
+  // Retry when a statement hit lock_timeout (SQLSTATE 55P03), at most
+  // `max_retries` times, with a jittered pause (Backoff) between attempts.
+  bool lock_timeout = false;
+  int64_t max_retries = 0;
+};
+
+// What differs between running up sections (migrate) and down sections
+// (rollback): event names, words, settings and the retry policy.
+struct RunnerOptions {
+  std::string start_event;     // migration.start
+  std::string progress_event;  // migration.progress, every progress_interval_ms
+  std::string done_event;      // migration.applied
+  std::string failed_event;    // migration.failed
+  std::string retry_event = "migration.retry";
+  std::string what;  // "migration" / "rollback of": messages say "<what> 3 (name) failed at ..."
+  // Added to every `failed` audit row (rollback: direction=down).
+  std::vector<std::pair<std::string, SqlValue>> failed_audit_fields;
+  int64_t progress_interval_ms = 0;
+  int64_t statement_timeout_ms = 0;  // 0: the server's setting
+  int64_t lock_timeout_ms = 0;       // SET LOCAL lock_timeout in transactions; 0: not set
+  RetryPolicy retry;
+};
+
+// The events a direction logs: <start>, <progress>, <done>, <failed>.
+struct RunnerEvents {
+  std::string start, progress, done, failed;
+};
+
+// Options from the configuration every direction shares (progress interval,
+// statement timeout), with no lock_timeout and no retry: callers add theirs.
+RunnerOptions BaseRunnerOptions(const Config& cfg, const RunnerEvents& events, std::string what);
+
+// One section to run: its statements, where they come from, and (for a
+// transactional section) the history writes that commit with it.
+struct SectionRun {
+  std::string version;
+  std::string name;
+  std::string path;  // file of the section, for file:line:col
+  const Section* section = nullptr;
+  std::vector<std::string> record;  // History SQL, after the statements, same transaction
+};
+
+// Where a failure happened: which run, which of its statements (index), and
+// the error. `in_statements` is false when it was pgboot's own SQL (BEGIN,
+// settings, the record statements, COMMIT).
+struct SectionFailure {
+  const SectionRun* run = nullptr;
+  size_t index = 0;
+  bool in_statements = false;
+  Status error;
+};
+
+// `path:line` or `path:line:column` when the server gave a position.
+std::string FailureLocation(const std::string& path, const SqlStatement& st, int position);
+
+class SectionRunner {
+ public:
+  SectionRunner(Database& db, const History& history, Clock& clock, RunnerOptions options);
+
+  // Logs start_event, runs `body` with the progress ticker on and logs
+  // done_event (with ms) when it succeeds.
+  Status Ticked(const SectionRun& run, const std::function<Status()>& body);
+
+  // The runs' statements and records in one transaction, in one pipelined
+  // round trip: BEGIN, SET LOCAL settings (synchronous_commit = off unless
+  // `synchronous_commit`), each run's statements then its record, COMMIT.
+  // Retried from BEGIN per the policy. On failure everything is rolled back;
+  // a failing statement is attributed to its run (Failed), a failure of
+  // pgboot's own SQL says the run could not be recorded.
+  Status RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit);
+
+  // transaction:false: each statement on its own, under statement_timeout.
+  // On failure `*failed` is the failing statement's index. A transaction the
+  // section opened and left open (or failed in) is rolled back.
+  Status RunStatementByStatement(const SectionRun& run, size_t* failed);
+
+  // Runs `writes` in a transaction of their own; on failure rolls back and
+  // returns an Internal error naming `what`.
+  Status Record(const std::vector<std::string>& writes, const std::string& what);
+
+  // Reports a failed section: logs failed_event with file:line[:col], runs
+  // `writes` (e.g. History::MarkFailed), then a `failed` audit row — unless a
+  // signal interrupted a transactional section, whose rollback left nothing
+  // to explain. Returns the error to exit with: the signal, or the SQL error
+  // with the location in front (and `note` after).
+  Status Failed(const SectionFailure& f, const std::vector<std::string>& writes,
+                const std::string& note = "");
+
+  const RunnerOptions& options() const { return options_; }
+  Database& db() { return db_; }
+  Clock& clock() { return clock_; }
+
+ private:
+  std::vector<std::string> Settings(bool synchronous_commit) const;
+  bool Retryable(const Status& s, int64_t attempt) const;
+  Status RetryPause(const SectionRun& run, const Status& s, int64_t attempt, Backoff& backoff);
+  SectionFailure Attribute(const std::vector<SectionRun>& runs, const std::vector<size_t>& firsts,
+                           size_t failed, Status error) const;
+
+  Database& db_;
+  const History& history_;
+  Clock& clock_;
+  RunnerOptions options_;
+};
+
+}  // namespace pgboot
