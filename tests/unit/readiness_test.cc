@@ -29,6 +29,10 @@ class FakeClock : public Clock {
     }
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   }
+  Status Sleep(int64_t ms) override {
+    now += ms;
+    return Status::Ok();
+  }
   int64_t now = 100000;
   std::deque<double> draws;  // scripted draws first, then pseudo-random ones
   std::mt19937_64 rng{20260101};
@@ -153,7 +157,7 @@ TEST_CASE("backoff draws stay within [0, min(cap, base*2^n)]") {
   FakeClock clock;
   for (AnswerKind kind :
        {AnswerKind::kNoServer, AnswerKind::kTooManyConnections, AnswerKind::kTransient}) {
-    Backoff b(1000);
+    WaitBackoff b(1000);
     const int64_t cap = kind == AnswerKind::kNoServer ? 100 : 1000;
     CHECK(b.CapFor(kind) == cap);
     int64_t max_seen = 0;
@@ -170,7 +174,7 @@ TEST_CASE("backoff draws stay within [0, min(cap, base*2^n)]") {
 }
 
 TEST_CASE("backoff ceiling doubles from 50 ms up to the cap") {
-  Backoff b(1000);
+  WaitBackoff b(1000);
   std::vector<int64_t> ceilings;
   for (int i = 0; i < 7; ++i) {
     b.Next(AnswerKind::kTooManyConnections, 0.5);
@@ -178,7 +182,7 @@ TEST_CASE("backoff ceiling doubles from 50 ms up to the cap") {
   }
   CHECK(ceilings == std::vector<int64_t>{50, 100, 200, 400, 800, 1000, 1000});
 
-  Backoff none(1000);
+  WaitBackoff none(1000);
   ceilings.clear();
   for (int i = 0; i < 4; ++i) {
     none.Next(AnswerKind::kNoServer, 0.5);
@@ -187,17 +191,17 @@ TEST_CASE("backoff ceiling doubles from 50 ms up to the cap") {
   CHECK(ceilings == std::vector<int64_t>{50, 100, 100, 100});
 
   // Both ends of the range are reachable.
-  Backoff ends(1000);
+  WaitBackoff ends(1000);
   CHECK(ends.Next(AnswerKind::kTransient, 0.0) == 0);
   CHECK(ends.Next(AnswerKind::kTransient, 0.999999) == 100);
   // Many doublings never overflow.
-  Backoff big(int64_t{1} << 40);
+  WaitBackoff big(int64_t{1} << 40);
   for (int i = 0; i < 200; ++i) big.Next(AnswerKind::kTooManyConnections, 0.5);
   CHECK(big.Ceiling() == int64_t{1} << 40);
 }
 
 TEST_CASE("backoff: the cap follows the kind of answer and n restarts when it changes") {
-  Backoff b(1000);
+  WaitBackoff b(1000);
   b.Next(AnswerKind::kNoServer, 0.5);
   b.Next(AnswerKind::kNoServer, 0.5);
   b.Next(AnswerKind::kNoServer, 0.5);
