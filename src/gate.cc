@@ -98,7 +98,7 @@ Status RunGate(GateSource& source, const std::vector<Migration>& files, const Ga
   const int64_t deadline = options.timeout_ms > 0 ? start + options.timeout_ms : -1;
   std::vector<std::string> pending;  // as last read; every file before the first read
   for (const Migration& m : files) pending.push_back(m.version);
-  Backoff backoff(options.poll_cap_ms);
+  WaitBackoff backoff(options.poll_cap_ms);
   int64_t next_log = start;
   int64_t reads = 0;
   std::string last_error;
@@ -138,7 +138,7 @@ Status RunGate(GateSource& source, const std::vector<Migration>& files, const Ga
     if (v.kind == GateVerdict::Kind::kFail) {
       return Status::Precondition("the gate cannot open: " + v.reason);
     }
-    if (v.pending != pending) backoff = Backoff(options.poll_cap_ms);  // progress: look often
+    if (v.pending != pending) backoff = WaitBackoff(options.poll_cap_ms);  // progress: look often
     pending = v.pending;
     if (now >= next_log) {
       LogFields fields = {{"pending", pending.size()}, {"next", pending.front()}};

@@ -15,6 +15,10 @@ class FakeClock : public Clock {
  public:
   int64_t NowMs() override { return now; }
   double Uniform01() override { return 0.5; }
+  Status Sleep(int64_t ms) override {
+    now += ms;
+    return Status::Ok();
+  }
   int64_t now = 1000;
 };
 

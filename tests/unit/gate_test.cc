@@ -125,6 +125,10 @@ class FakeClock : public Clock {
   int64_t NowMs() override { return now; }
   // 1.0 is outside [0,1) on purpose: Backoff clamps it to its ceiling, so sleeps are exact.
   double Uniform01() override { return 1.0; }
+  Status Sleep(int64_t ms) override {
+    now += ms;
+    return Status::Ok();
+  }
   int64_t now = 5000;
 };
 
