@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cxxopts.hpp>
 
+#include "build_info.h"
+
 namespace pgboot {
 namespace {
 
@@ -178,7 +180,7 @@ const CommandSpec* FindCommand(std::span<const CommandSpec> commands, const std:
   return nullptr;
 }
 
-std::string VersionText() { return "pgboot " PGBOOT_VERSION "\n"; }
+std::string VersionText() { return VersionLine() + "\n"; }
 
 std::string HelpText(std::span<const CommandSpec> commands) {
   cxxopts::Options o = BuildOptions(commands);

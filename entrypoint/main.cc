@@ -149,6 +149,10 @@ Status RefuseTransactionMode(Database& db) {
 }
 
 Status RunCommand(const Invocation& inv, const Config& cfg) {
+  // Run mode only: the other commands start no APP and ignore it (docs/reference.md).
+  if (cfg.init_group && !cfg.init) {
+    return Status::Usage("--init-group (PGBOOT_INIT_GROUP) needs --init (PGBOOT_INIT)");
+  }
   if (cfg.run_migrations) {
     SayGateMoot(cfg, "RUN_MIGRATIONS=true: this process applies the migrations itself");
     auto loaded = LoadFilesAndConnect(cfg);
@@ -160,7 +164,7 @@ Status RunCommand(const Invocation& inv, const Config& cfg) {
     Status s = ReadyOrGate(cfg);
     if (!s.ok()) return s;
   }  // the connection closes before APP starts
-  if (cfg.init) return SuperviseApp(inv.app, cfg.init_grace_ms);
+  if (cfg.init) return SuperviseApp(inv.app, cfg.init_grace_ms, cfg.init_group);
   return ExecApp(inv.app);
 }
 

@@ -150,6 +150,8 @@ const SettingSpec kSpecs[] = {
      "debug, info, warn or error"},
     {"init", "PGBOOT_INIT", nullptr, "run.init", "false", Flag<&Config::init>,
      "Stay PID 1 as a minimal init: fork APP, forward signals, reap zombies"},
+    {"init-group", "PGBOOT_INIT_GROUP", nullptr, "run.init_group", "false",
+     Flag<&Config::init_group>, "--init: signal APP's process group, not only its pid (tini -g)"},
     {"init-grace", "PGBOOT_INIT_GRACE", nullptr, "run.init_grace", "5s",
      Duration<&Config::init_grace_ms>, "--init: SIGKILL leftovers this long after SIGTERM"},
     {"termination-log", "PGBOOT_TERMINATION_LOG", nullptr, "run.termination_log",

@@ -45,6 +45,7 @@ struct Config {
   LogFormat log_format = LogFormat::kText;
   LogLevel log_level = LogLevel::kInfo;
   bool init = false;
+  bool init_group = false;  // with init: forward to APP's process group
   int64_t init_grace_ms = 5000;
   std::string termination_log = "/dev/termination-log";
   int64_t long_running_ms = 60000;

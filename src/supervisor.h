@@ -25,7 +25,7 @@ Status ExecApp(const std::vector<std::string>& app);
 // code is APP's exit code, or 128+N (is_signal()) when signal N killed APP. APP
 // that cannot be executed gives 127/126, as in exec mode. docs/init-mode.md
 // has the details and the differences from tini.
-Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms, bool group = false);
+Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms, bool group);
 
 // ---- pure pieces of --init, exposed for unit tests ----------------------------
 
