@@ -71,10 +71,13 @@ Result<FilesAndDb> LoadFilesAndConnect(
     const Config& cfg, std::function<Status(const std::vector<Migration>&)> check = nullptr) {
   std::future<Result<std::vector<Migration>>> pending;
   const std::string dir = cfg.migrations_dir;
+  // Filled by the loading thread; read only after its future is ready.
+  auto warnings = std::make_shared<std::vector<FileWarning>>();
+  auto load = [dir, warnings] { return LoadMigrations(dir, warnings.get()); };
   try {
-    pending = std::async(std::launch::async, [dir] { return LoadMigrations(dir); });
+    pending = std::async(std::launch::async, load);
   } catch (const std::system_error&) {  // no thread to be had: read them here, first
-    pending = std::async(std::launch::deferred, [dir] { return LoadMigrations(dir); });
+    pending = std::async(std::launch::deferred, load);
   }
   std::optional<Result<std::vector<Migration>>> files;
   auto files_status = [&](bool block) -> Status {
@@ -83,6 +86,9 @@ Result<FilesAndDb> LoadFilesAndConnect(
         return Status::Ok();
       }
       files.emplace(pending.get());
+      for (const FileWarning& w : *warnings) {
+        LogWarn(w.event, {{"path", w.path}, {"message", w.message}});
+      }
       if (files->ok()) {
         LogDebug("files.loaded", {{"dir", dir}, {"count", static_cast<int64_t>((*files)->size())}});
       }

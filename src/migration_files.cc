@@ -11,6 +11,7 @@
 #include <map>
 #include <tuple>
 
+#include "migration_dir.h"
 #include "sha256.h"
 #include "utf8.h"
 
@@ -234,7 +235,6 @@ void ParseNative(const std::string& path, const std::string& text, Migration* m,
 
   std::string_view all(text);
   size_t up_begin = 0;
-  int empty_line = 1;
   if (up != nullptr) {
     int error_line = 1;
     auto prefix = SplitSql(all.substr(0, up->begin), 1, &error_line);
@@ -247,23 +247,22 @@ void ParseNative(const std::string& path, const std::string& text, Migration* m,
     }
     up_begin = up->end;
     m->up.first_line = up->line + 1;
-    empty_line = up->line;
   }
   size_t up_end = down != nullptr ? down->begin : text.size();
   m->up.sql = std::string(all.substr(up_begin, up_end - up_begin));
   m->checksum = Sha256Hex(m->up.sql);
-  if (SplitSection(path, "'-- migrate:up transaction:false'", &m->up, errors) &&
-      m->up.statements.empty()) {
-    errors->push_back({path, empty_line, "empty up section (no statements)"});
-  }
+  // An empty or comment-only up section is a no-op migration, not an error: real sets
+  // hold them (docs/reference.md, "Migration files").
+  SplitSection(path, "'-- migrate:up transaction:false'", &m->up, errors);
 
   if (down != nullptr) {
     Section section;
     section.sql = std::string(all.substr(down->end));
     section.first_line = down->line + 1;
     section.transactional = down_transactional;
+    section.options = std::string(down->options);
     SplitSection(path, "'-- migrate:down transaction:false'", &section, errors);
-    if (!section.statements.empty()) m->down = std::move(section);
+    m->down = std::move(section);  // Without statements: an explicit no-op rollback.
   }
 }
 
@@ -278,6 +277,7 @@ bool ParsePairsSection(const std::string& path, const std::string& text, Section
     std::string_view rest = Trim(first.substr(2));
     if (rest.starts_with("pgboot:")) {
       rest.remove_prefix(7);
+      section->options = std::string(Trim(rest));
       if (auto unknown = ApplyOptions(rest, &section->transactional)) {
         errors->push_back(
             {path, 1,
@@ -286,60 +286,6 @@ bool ParsePairsSection(const std::string& path, const std::string& text, Section
     }
   }
   return SplitSection(path, "a first line '-- pgboot:transaction:false'", section, errors);
-}
-
-enum class FileKind { kNative, kPairsUp, kPairsDown };
-
-// A migration file name: <digits>_<name>(.sql|.up.sql|.down.sql).
-struct FileName {
-  FileKind kind;
-  std::string stem;  // Without .sql / .up.sql / .down.sql: what pairs up and down share.
-  std::string version;
-  std::string name;
-};
-
-std::optional<FileName> ParseFileName(std::string_view file) {
-  FileName f{FileKind::kNative, "", "", ""};
-  file.remove_suffix(4);  // ".sql"
-  if (file.ends_with(".up")) {
-    f.kind = FileKind::kPairsUp;
-    file.remove_suffix(3);
-  } else if (file.ends_with(".down")) {
-    f.kind = FileKind::kPairsDown;
-    file.remove_suffix(5);
-  }
-  size_t digits = 0;
-  while (digits < file.size() && file[digits] >= '0' && file[digits] <= '9') ++digits;
-  if (digits == 0 || digits == file.size() || file[digits] != '_') return std::nullopt;
-  f.stem = std::string(file);
-  f.version = CanonicalVersion(file.substr(0, digits));
-  f.name = std::string(file.substr(digits + 1));
-  return f;
-}
-
-// The .sql entries of `dir` that are not hidden, sorted by name, each with its d_type:
-// the directory entry's type spares a stat() per file (a no-op start reads every file,
-// so syscalls add up).
-Result<std::vector<std::pair<std::string, unsigned char>>> ListSqlFiles(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) {
-    return Status::InvalidFiles("cannot read migrations directory " + dir + ": " +
-                                std::strerror(errno));
-  }
-  std::vector<std::pair<std::string, unsigned char>> files;
-  errno = 0;
-  while (dirent* entry = readdir(d)) {
-    std::string_view file = entry->d_name;
-    if (!file.starts_with(".") && file.ends_with(".sql")) files.emplace_back(file, entry->d_type);
-  }
-  int read_errno = errno;
-  closedir(d);
-  if (read_errno != 0) {
-    return Status::InvalidFiles("cannot read migrations directory " + dir + ": " +
-                                std::strerror(read_errno));
-  }
-  std::sort(files.begin(), files.end());
-  return files;
 }
 
 // A native file or a pairs .up.sql as a Migration (its errors recorded).
@@ -354,9 +300,7 @@ Migration ReadUpFile(const std::string& path, const FileName& name, Errors* erro
     m.down_path = path;
     ParseNative(path, text, &m, errors);
   } else {
-    if (ParsePairsSection(path, text, &m.up, errors) && m.up.statements.empty()) {
-      errors->push_back({path, 1, "empty up section (no statements)"});
-    }
+    ParsePairsSection(path, text, &m.up, errors);
     m.checksum = Sha256Hex(m.up.sql);
   }
   return m;
@@ -369,7 +313,7 @@ void ReadDownFile(const std::string& path, Migration* m, Errors* errors) {
   if (!LoadText(path, &text, errors)) return;
   Section section;
   ParsePairsSection(path, text, &section, errors);
-  if (!section.statements.empty()) m->down = std::move(section);
+  m->down = std::move(section);  // Empty or comment-only: an explicit no-op rollback.
 }
 
 // Orders migrations by version; a version used twice is an error.
@@ -388,6 +332,24 @@ void SortByVersion(std::vector<Migration>* migrations, Errors* errors) {
   }
 }
 
+// `s` with each byte that is not UTF-8 written as \\xNN, so a message can name it.
+std::string EscapeBytes(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (size_t n = Utf8SequenceLength(s, i)) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      unsigned char c = static_cast<unsigned char>(s[i++]);
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 // Every error at once, ordered by file and line: one `path:line: message` per line.
 Status FilesError(Errors errors) {
   std::stable_sort(errors.begin(), errors.end(), [](const FileError& a, const FileError& b) {
@@ -403,7 +365,8 @@ Status FilesError(Errors errors) {
 
 }  // namespace
 
-Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
+Result<std::vector<Migration>> LoadMigrations(const std::string& dir,
+                                              std::vector<FileWarning>* warnings) {
   auto files = ListSqlFiles(dir);
   if (!files.ok()) return files.status();
   const std::string prefix = dir.ends_with("/") ? dir : dir + "/";
@@ -413,12 +376,21 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
   std::vector<std::pair<std::string, std::string>> pairs_down;  // {stem, path}
   for (const auto& [file, d_type] : *files) {
     std::string path = prefix + file;
-    struct stat st;
-    if (d_type != DT_REG && stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-      if (!S_ISDIR(st.st_mode)) errors.push_back({path, 1, "not a regular file"});
+    if (FindInvalidUtf8(file) != 0) {
+      errors.push_back({EscapeBytes(path), 1, "file name is not valid UTF-8"});
       continue;
     }
     auto name = ParseFileName(file);
+    struct stat st;
+    if (d_type != DT_REG && stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      // Named like a migration, it is one the user meant: never skip it silently.
+      if (name || !S_ISDIR(st.st_mode)) {
+        errors.push_back(
+            {path, 1,
+             S_ISDIR(st.st_mode) ? "a directory, not a migration file" : "not a regular file"});
+      }
+      continue;
+    }
     if (!name) {
       errors.push_back({path, 1,
                         "not a migration file name: expected <version>_<name>.sql, "
@@ -428,19 +400,37 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
     } else {
       if (name->kind == FileKind::kPairsUp) pairs_up[name->stem] = migrations.size();
       migrations.push_back(ReadUpFile(path, *name, &errors));
+      // For pairs the .down.sql looked for, present or not: rollback names it when absent.
+      if (name->kind == FileKind::kPairsUp) {
+        migrations.back().down_path = prefix + name->stem + ".down.sql";
+      }
     }
   }
   for (const auto& [stem, path] : pairs_down) {
     auto it = pairs_up.find(stem);
-    if (it == pairs_up.end()) {
-      errors.push_back({path, 1, "down file without " + prefix + stem + ".up.sql"});
-    } else {
+    if (it != pairs_up.end()) {
       ReadDownFile(path, &migrations[it->second], &errors);
+    } else if (warnings != nullptr) {
+      warnings->push_back(
+          {"files.orphan", path, "down file without " + prefix + stem + ".up.sql: ignored"});
     }
   }
   SortByVersion(&migrations, &errors);
   if (errors.empty()) return migrations;
   return FilesError(std::move(errors));
+}
+
+Result<Section> ParseStoredDown(const std::string& sql, const std::string& options) {
+  Section section;
+  section.sql = sql;
+  section.options = options;
+  if (auto unknown = ApplyOptions(options, &section.transactional)) {
+    return Status::InvalidFiles("stored down: unknown option '" + *unknown + "'");
+  }
+  Errors errors;
+  SplitSection("stored down", "transaction:false", &section, &errors);
+  if (!errors.empty()) return FilesError(std::move(errors));
+  return section;
 }
 
 }  // namespace pgboot

@@ -109,8 +109,11 @@ std::string MigrationTemplate(const std::string& version, const std::string& nam
          " is not written yet'; END $$;\n"
          "\n"
          "-- migrate:down\n"
-         "-- Undo the up section here; while this section has no statement, `pgboot rollback`\n"
-         "-- refuses this version.\n";
+         "-- Undo the up section here and delete the placeholder below: a down section with\n"
+         "-- only comments is a no-op rollback, so the placeholder makes `pgboot rollback` fail\n"
+         "-- (exit 5) instead of forgetting a change it did not undo.\n"
+         "DO $$ BEGIN RAISE EXCEPTION 'the down section of migration " +
+         id + " is not written yet'; END $$;\n";
 }
 
 Result<std::string> CreateMigration(const std::string& dir, const std::string& name,

@@ -175,7 +175,11 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
                          " changed after it was applied (checksum " + m->checksum + ", recorded " +
                          r->checksum + "), so its down section may not undo what ran");
     } else if (!m->down) {
-      problems.push_back("version " + label + ": " + m->up_path + " has no down section");
+      // Name the file that lacks it: for pairs the .down.sql looked for, not the .up.sql.
+      problems.push_back("version " + label + ": " +
+                         (m->down_path != m->up_path
+                              ? m->down_path + " does not exist, so there is no down section"
+                              : m->up_path + " has no down section"));
     } else {
       steps.push_back({m, r});
     }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "exit_code.h"
+#include "sha256.h"
 
 namespace pgboot {
 namespace {
@@ -125,17 +126,17 @@ TEST_CASE("LoadMigrations parses native and pairs files") {
   dir.Write("20240101000000_big.up.sql", "-- pgboot:transaction:true\nSELECT 1;\n");
   dir.Write("20240101000000_big.down.sql", "-- pgboot:transaction:false\nSELECT 2;\n");
   dir.Write("11_empty_down.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\n-- nothing\n");
-  // Ignored: hidden files, other extensions, directories.
+  // Ignored: hidden files, other extensions, directories not named like a migration.
   dir.Write(".5_hidden.sql", "garbage '");
   dir.Write("README.md", "garbage '");
   dir.Write("12_x.sql.bak", "garbage '");
-  std::filesystem::create_directory(dir.path() + "/13_dir.sql");
+  std::filesystem::create_directory(dir.path() + "/archive.sql");
 
   auto ms = Load(dir);
   REQUIRE(ms.size() == 5);
   CHECK(ms[0].version == "0");
   CHECK(ms[0].name == "zero");
-  CHECK(ms[0].down_path.empty());
+  CHECK(ms[0].down_path == dir.path() + "/000_zero.down.sql");  // looked for, absent
   CHECK_FALSE(ms[0].down.has_value());
 
   const Migration& users = ms[1];
@@ -163,7 +164,9 @@ TEST_CASE("LoadMigrations parses native and pairs files") {
   CHECK(orders.down->statements[1].text == "DROP TABLE orders");
 
   CHECK(ms[3].version == "11");
-  CHECK_FALSE(ms[3].down.has_value());  // A down marker with no statements is no down.
+  // A down marker followed by only comments is an explicit no-op rollback, not a missing down.
+  REQUIRE(ms[3].down.has_value());
+  CHECK(ms[3].down->statements.empty());
 
   const Migration& big = ms[4];
   CHECK(big.version == "20240101000000");
@@ -188,7 +191,10 @@ TEST_CASE("markers are recognised as dbmate recognises them") {
   REQUIRE(ms[0].down.has_value());
   CHECK(ms[0].down->sql == "SELECT 2;\n");
   CHECK(ms[1].up.transactional);
-  CHECK_FALSE(ms[1].down.has_value());
+  REQUIRE(ms[1].down.has_value());  // present, empty: a no-op rollback
+  CHECK(ms[1].down->statements.empty());
+  CHECK_FALSE(ms[1].down->transactional);
+  CHECK(ms[1].down->options == "transaction:false");
   CHECK_FALSE(ms[2].up.transactional);
   CHECK(ms[3].up.first_line == 1);  // No marker: the whole file is the up section.
   CHECK(ms[3].up.sql == "-- migrate:upgrade is a comment\nSELECT 1;\n");
@@ -264,15 +270,67 @@ TEST_CASE("parse error: unknown marker option") {
                  "1_x.up.sql:1: unknown option 'pgboot:transactional:false'"));
 }
 
-TEST_CASE("parse error: empty up section") {
-  CHECK(
-      Contains(ErrorFor("1_x.sql",
-                        "-- hello\n-- migrate:up\n-- nothing\n;\n-- migrate:down\nDROP TABLE t;\n"),
-               "1_x.sql:2: empty up section"));
-  CHECK(Contains(ErrorFor("1_x.sql", ""), "1_x.sql:1: empty up section"));
-  CHECK(Contains(ErrorFor("1_x.sql", "-- migrate:up"), "1_x.sql:1: empty up section"));
-  CHECK(Contains(ErrorFor("1_x.up.sql", "-- pgboot:transaction:false\n"),
-                 "1_x.up.sql:1: empty up section"));
+TEST_CASE("an empty or comment-only up section is a no-op migration, not a parse error") {
+  TempDir dir;
+  dir.Write("1_a.sql", "-- hello\n-- migrate:up\n-- nothing\n;\n-- migrate:down\nDROP TABLE t;\n");
+  dir.Write("2_b.sql", "");
+  dir.Write("3_c.sql", "-- migrate:up");
+  dir.Write("4_d.up.sql", "-- pgboot:transaction:false\n");
+  dir.Write("5_e.up.sql", "-- data is migrated in code.\n");
+  dir.Write("5_e.down.sql", "");
+  auto ms = Load(dir);
+  REQUIRE(ms.size() == 5);
+  for (const Migration& m : ms) {
+    CAPTURE(m.up_path);
+    CHECK(m.up.statements.empty());
+  }
+  REQUIRE(ms[0].down.has_value());
+  CHECK(ms[0].down->statements.size() == 1);
+  CHECK_FALSE(ms[3].up.transactional);
+  CHECK(ms[3].up.options == "transaction:false");
+  REQUIRE(ms[4].down.has_value());  // an empty .down.sql: a no-op rollback
+  CHECK(ms[4].down->statements.empty());
+  CHECK(ms[4].checksum == Sha256Hex("-- data is migrated in code.\n"));
+}
+
+TEST_CASE("a directory or other non-regular file named like a migration is exit 8") {
+  for (const char* name : {"13_dir.sql", "13_dir.up.sql", "13_dir.down.sql"}) {
+    CAPTURE(name);
+    TempDir dir;
+    dir.Write("1_a.sql", "SELECT 1;");
+    std::filesystem::create_directory(dir.path() + "/" + name);
+    CHECK(LoadError(dir) == std::string(name) + ":1: a directory, not a migration file");
+  }
+  TempDir dir;  // after following a symlink
+  std::filesystem::create_directory(dir.path() + "/real");
+  REQUIRE(symlink((dir.path() + "/real").c_str(), (dir.path() + "/2_link.sql").c_str()) == 0);
+  CHECK(LoadError(dir) == "2_link.sql:1: a directory, not a migration file");
+  TempDir fifo;
+  REQUIRE(mkfifo((fifo.path() + "/3_pipe.sql").c_str(), 0600) == 0);
+  CHECK(LoadError(fifo) == "3_pipe.sql:1: not a regular file");
+}
+
+TEST_CASE("a file name that is not UTF-8 is exit 8, its bytes escaped in the message") {
+  TempDir dir;
+  dir.Write("1_caf\xE9.sql", "SELECT 1;");
+  dir.Write("2_ok.sql", "SELECT 1;");
+  CHECK(LoadError(dir) == "1_caf\\xe9.sql:1: file name is not valid UTF-8");
+}
+
+TEST_CASE("ParseStoredDown splits a stored down with its stored options") {
+  auto s = ParseStoredDown("DROP INDEX CONCURRENTLY i;\n\nDROP TABLE t;\n", "transaction:false");
+  REQUIRE(s.ok());
+  CHECK_FALSE(s->transactional);
+  REQUIRE(s->statements.size() == 2);
+  CHECK(s->statements[1].line == 3);
+  auto bad = ParseStoredDown("SELECT 1;\nSELECT 'x;\n", "");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(Contains(bad.status().message(), "stored down:2: unterminated quoted string"));
+  CHECK(Contains(ParseStoredDown("COMMIT;", "").status().message(), "stored down:1: COMMIT"));
+  CHECK(Contains(ParseStoredDown("SELECT 1;", "bogus").status().message(), "'bogus'"));
+  auto empty = ParseStoredDown("-- nothing\n", "");
+  REQUIRE(empty.ok());
+  CHECK(empty->statements.empty());
 }
 
 TEST_CASE("parse error: unterminated quote or comment names where it starts") {
@@ -307,19 +365,32 @@ TEST_CASE("parse error: version collision names both files") {
   CHECK(Contains(e, "2_c.sql:1: version 2 is also used by 02_c.up.sql"));
 }
 
-TEST_CASE("parse error: file names and orphan down files") {
+TEST_CASE("parse error: file names") {
   for (const char* file : {"V1__init.sql", "1.sql", "init.sql", "1-init.sql", "x1_init.sql"}) {
     CAPTURE(file);
     CHECK(
         Contains(ErrorFor(file, "SELECT 1;"), std::string(file) + ":1: not a migration file name"));
   }
-  CHECK(Contains(ErrorFor("3_x.down.sql", "SELECT 1;"),
-                 "3_x.down.sql:1: down file without 3_x.up.sql"));
   // An unreadable up file is reported as such, not as a missing partner of its down file.
   TempDir dir;
   REQUIRE(symlink("/nonexistent/x.sql", (dir.path() + "/4_y.up.sql").c_str()) == 0);
   dir.Write("4_y.down.sql", "SELECT 1;");
   CHECK(LoadError(dir) == "4_y.up.sql:1: cannot read file: No such file or directory");
+}
+
+TEST_CASE("a .down.sql without its .up.sql is a files.orphan warning, not an error") {
+  TempDir dir;
+  dir.Write("1_a.sql", "SELECT 1;");
+  dir.Write("3_x.down.sql", "SELECT 1;");
+  std::vector<FileWarning> warnings;
+  auto r = LoadMigrations(dir.path(), &warnings);
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  CHECK(r->size() == 1);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].event == "files.orphan");
+  CHECK(warnings[0].path == dir.path() + "/3_x.down.sql");
+  CHECK(Contains(warnings[0].message, "without " + dir.path() + "/3_x.up.sql"));
+  CHECK(LoadMigrations(dir.path()).ok());  // without a warnings sink too
 }
 
 TEST_CASE("every error of every file is reported at once, one per line, sorted") {

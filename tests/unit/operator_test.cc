@@ -255,7 +255,10 @@ TEST_CASE("new: two calls in the same second give two files that parse") {
   CHECK(m.name == "add_users");
   CHECK(m.up.statements.size() == 1);
   CHECK(Contains(m.up.statements[0].text, "RAISE EXCEPTION"));
-  CHECK_FALSE(m.down.has_value());  // rollback refuses an unwritten down
+  // An unwritten down fails when it runs: a comment-only one would be a no-op rollback.
+  REQUIRE(m.down.has_value());
+  REQUIRE(m.down->statements.size() == 1);
+  CHECK(Contains(m.down->statements[0].text, "RAISE EXCEPTION"));
   std::filesystem::remove_all(tmpl);
 }
 
