@@ -28,6 +28,18 @@ function(pgboot_python_suites label dir)
 endfunction()
 
 pgboot_python_suites(integration tests/integration)
+# The previous release (tests/previous_release.json), built once into the build
+# tree for the suites that run it beside this one (tests/harness/previous_release.py).
+set(PGBOOT_PREVIOUS_RELEASE_ENV "PGBOOT_PREVIOUS_RELEASE_DIR=${CMAKE_BINARY_DIR}/previous-release")
+add_test(NAME previous_release.build
+  COMMAND ${Python3_EXECUTABLE} -m harness.previous_release build)
+set_tests_properties(previous_release.build PROPERTIES FIXTURES_SETUP previous_release
+  LABELS integration TIMEOUT 1800
+  ENVIRONMENT "${PGBOOT_PYTHON_ENV};${PGBOOT_PREVIOUS_RELEASE_ENV}")
+foreach(suite integration.test_upgrade)
+  set_property(TEST ${suite} APPEND PROPERTY FIXTURES_REQUIRED previous_release)
+  set_property(TEST ${suite} APPEND PROPERTY ENVIRONMENT "${PGBOOT_PREVIOUS_RELEASE_ENV}")
+endforeach()
 pgboot_python_suites(pid1 tests/pid1)
 # Smoke tests of the harness's own fixtures (PgBouncer, TLS, fake listeners).
 pgboot_python_suites(harness tests/harness)
