@@ -56,7 +56,8 @@ std::string FormatStatusJson(const Plan& plan, const std::string& database,
            "\",\"applied_at\":" + (r.row ? JsonQuote(r.row->applied_at) : "null") +
            ",\"execution_ms\":" +
            (r.row && r.row->execution_ms ? std::to_string(*r.row->execution_ms) : "null") +
-           ",\"checksum\":" + JsonQuote(r.checksum) + "}";
+           ",\"checksum\":" + JsonQuote(r.checksum) + ",\"rollback\":" +
+           (r.row ? std::string("\"") + RollbackSource(r.file, *r.row) + "\"" : "null") + "}";
   }
   out += "],\"pending\":" + std::to_string(pending) +
          ",\"applied\":" + std::to_string(plan.applied_count) + "}\n";

@@ -2,6 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
+
+#include "log.h"
+
 namespace pgboot {
 
 Status HistoryError(const Status& s, const std::string& what) {
@@ -38,15 +43,57 @@ Result<bool> History::Exists() {
   return !r->rows.empty() && Cell(r->rows[0], 0) == "t";
 }
 
+namespace {
+
+// Of kHistoryColumns, those `table` (an SQL expression: the quoted name as text) lacks,
+// comma-separated, computed by the server; "" when it has them all or does not exist.
+std::string MissingColumnsSql(const std::string& table) {
+  std::string names;
+  for (const HistoryColumn& c : kHistoryColumns) {
+    names += std::string(names.empty() ? "" : ", ") + SqlLiteral(c.name);
+  }
+  return "(SELECT coalesce(string_agg(c, ',' ORDER BY o), '') FROM unnest(ARRAY[" + names +
+         "]::text[]) WITH ORDINALITY AS u(c, o) WHERE to_regclass(" + table +
+         ") IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+         "to_regclass(" +
+         table + ") AND attname = c AND attnum > 0 AND NOT attisdropped))";
+}
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos < s.size();) {
+    size_t comma = std::min(s.find(',', pos), s.size());
+    out.push_back(s.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+bool Has(const std::vector<std::string>& columns, const char* name) {
+  return std::find(columns.begin(), columns.end(), name) != columns.end();
+}
+
+std::optional<std::string> Optional(const std::vector<std::optional<std::string>>& row, size_t i) {
+  return i < row.size() ? row[i] : std::nullopt;
+}
+
+}  // namespace
+
 Result<std::vector<HistoryRow>> History::Read() {
-  auto exists = Exists();
-  if (!exists.ok()) return exists.status();
+  // One round trip says whether the table exists and which columns it lacks.
+  auto have = db_.Exec("SELECT to_regclass($1) IS NOT NULL, " + MissingColumnsSql("$1"), {table_});
+  if (!have.ok()) return HistoryError(have.status(), "reading history table " + table_);
   std::vector<HistoryRow> rows;
-  if (!*exists) return rows;
-  auto r =
-      db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT TIME "
-                           "ZONE 'UTC', ") +
-               kIsoUtcFormat + "), execution_ms, applied_by, batch FROM " + table_);
+  if (have->rows.empty() || Cell(have->rows[0], 0) != "t") return rows;
+  const std::vector<std::string> missing = SplitCommas(Cell(have->rows[0], 1));
+  // A column an older pgboot's table lacks reads as NULL, never added here.
+  auto column = [&](const char* name) {
+    return Has(missing, name) ? std::string("NULL::text") : std::string(name);
+  };
+  auto r = db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT "
+                                "TIME ZONE 'UTC', ") +
+                    kIsoUtcFormat + "), execution_ms, applied_by, batch, " + column("down_sql") +
+                    ", " + column("down_options") + " FROM " + table_);
   if (!r.ok()) return HistoryError(r.status(), "reading history table " + table_);
   for (const auto& row : r->rows) {
     HistoryRow h;
@@ -58,6 +105,8 @@ Result<std::vector<HistoryRow>> History::Read() {
     if (row.size() > 5 && row[5]) h.execution_ms = std::stoll(*row[5]);
     h.applied_by = Cell(row, 6);
     h.batch = row.size() > 7 && row[7] ? std::stoll(*row[7]) : 0;
+    h.down_sql = Optional(row, 8);
+    h.down_options = Optional(row, 9);
     rows.push_back(std::move(h));
   }
   return rows;
@@ -67,7 +116,8 @@ Status History::Create() {
   // Only what is missing: IF NOT EXISTS alone would log a NOTICE on every run.
   auto have = db_.Exec(
       "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL, "
-      "to_regclass($3) IS NOT NULL",
+      "to_regclass($3) IS NOT NULL, " +
+          MissingColumnsSql("$2"),
       {QuoteIdent(name_.schema), table_, log_table_});
   if (!have.ok()) return HistoryError(have.status(), "checking for " + table_);
   auto present = [&](size_t i) {
@@ -76,18 +126,26 @@ Status History::Create() {
   std::vector<std::string> ddl;
   if (!present(0)) ddl.push_back("CREATE SCHEMA IF NOT EXISTS " + QuoteIdent(name_.schema));
   if (!present(1)) {
-    ddl.push_back(
-        "CREATE TABLE IF NOT EXISTS " + table_ +
-        " (\n"
-        "  version      text PRIMARY KEY,\n"
-        "  name         text NOT NULL,\n"
-        "  checksum     text NOT NULL,\n"
-        "  status       text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),\n"
-        "  applied_at   timestamptz NOT NULL DEFAULT now(),\n"
-        "  execution_ms integer,\n"
-        "  applied_by   text NOT NULL,\n"
-        "  batch        integer NOT NULL\n"
-        ")");
+    std::string create = "CREATE TABLE IF NOT EXISTS " + table_ + " (";
+    for (const HistoryColumn& c : kHistoryColumns) {
+      create += std::string(&c == kHistoryColumns ? "\n  " : ",\n  ") + c.name + " " + c.ddl;
+    }
+    ddl.push_back(create + "\n)");
+  } else {
+    // A table an older pgboot made: add what it lacks, in place (docs/reference.md,
+    // "Upgrading pgboot").
+    const std::vector<std::string> missing =
+        SplitCommas(have->rows.empty() ? "" : Cell(have->rows[0], 3));
+    for (const HistoryColumn& c : kHistoryColumns) {
+      if (!Has(missing, c.name)) continue;
+      if (c.since_0_1) {
+        return Status::Precondition(table_ + " lacks column " + c.name +
+                                    ", which every pgboot history table has: it is not one "
+                                    "(choose another --history-table)");
+      }
+      ddl.push_back("ALTER TABLE " + table_ + " ADD COLUMN IF NOT EXISTS " + c.name + " " + c.ddl);
+      LogInfo("history.upgrade", {{"table", table_}, {"column", c.name}});
+    }
   }
   if (!present(2)) {
     ddl.push_back("CREATE TABLE IF NOT EXISTS " + log_table_ +
@@ -146,22 +204,35 @@ SqlValue SqlValue::ServerElapsedMs() {
   return SqlValue("(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer");
 }
 
+namespace {
+
+// down_sql and down_options of `m`, as SQL literals (docs/reference.md, "Stored downs").
+std::pair<std::string, std::string> DownValues(const Migration& m) {
+  if (!m.down) return {"NULL", "NULL"};
+  return {SqlLiteral(m.down->sql), m.down->options.empty() ? "NULL" : SqlLiteral(m.down->options)};
+}
+
+}  // namespace
+
 std::string History::RecordApplied(const Migration& m, int64_t batch,
                                    const SqlValue& execution_ms) const {
+  auto [down_sql, down_options] = DownValues(m);
   return "INSERT INTO " + table_ +
-         " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch) "
-         "VALUES (" +
+         " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch, "
+         "down_sql, down_options) VALUES (" +
          SqlLiteral(m.version) + ", " + SqlLiteral(m.name) + ", " + SqlLiteral(m.checksum) +
          ", 'applied', now(), " + execution_ms.sql() + ", " + SqlLiteral(by_) + ", " +
-         std::to_string(batch) + ")";
+         std::to_string(batch) + ", " + down_sql + ", " + down_options + ")";
 }
 
 std::string History::RecordRunning(const Migration& m, int64_t batch) const {
+  auto [down_sql, down_options] = DownValues(m);
   return "INSERT INTO " + table_ +
-         " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch) "
-         "VALUES (" +
+         " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch, "
+         "down_sql, down_options) VALUES (" +
          SqlLiteral(m.version) + ", " + SqlLiteral(m.name) + ", " + SqlLiteral(m.checksum) +
-         ", 'running', now(), NULL, " + SqlLiteral(by_) + ", " + std::to_string(batch) + ")";
+         ", 'running', now(), NULL, " + SqlLiteral(by_) + ", " + std::to_string(batch) + ", " +
+         down_sql + ", " + down_options + ")";
 }
 
 std::string History::MarkApplied(const std::string& version, int64_t execution_ms) const {
@@ -179,10 +250,11 @@ std::string History::Delete(const std::string& version, const std::string& only_
          (only_status.empty() ? "" : " AND status = " + SqlLiteral(only_status));
 }
 
-std::string History::UpdateChecksum(const std::string& version, const std::string& checksum,
-                                    const std::string& name) const {
-  return "UPDATE " + table_ + " SET checksum = " + SqlLiteral(checksum) +
-         ", name = " + SqlLiteral(name) + " WHERE version = " + SqlLiteral(version);
+std::string History::UpdateChecksum(const Migration& m) const {
+  auto [down_sql, down_options] = DownValues(m);
+  return "UPDATE " + table_ + " SET checksum = " + SqlLiteral(m.checksum) +
+         ", name = " + SqlLiteral(m.name) + ", down_sql = " + down_sql +
+         ", down_options = " + down_options + " WHERE version = " + SqlLiteral(m.version);
 }
 
 std::string History::Audit(const AuditEntry& e) const {

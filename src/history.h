@@ -1,4 +1,5 @@
-// History: the history and audit tables (docs/reference.md, "Tables"), the only author of SQL on them.
+// History: the history and audit tables (docs/reference.md, "Tables"), the only author of SQL on
+// them.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,29 @@ struct AuditEntry {
   std::vector<std::pair<std::string, SqlValue>> fields;
 };
 
+// One column of the history table (docs/reference.md, "History table"). Create()
+// makes the table from this list and Create() on an older table adds what it
+// lacks from it, so a new column is one row here: nullable, with no default
+// (an older pgboot, which names its columns in every INSERT, keeps working on
+// the upgraded table) and read as NULL where it is still missing.
+struct HistoryColumn {
+  const char* name;
+  const char* ddl;  // type and constraints, as in CREATE TABLE
+  bool since_0_1;   // in every table pgboot 0.1 made; false: added in place
+};
+inline constexpr HistoryColumn kHistoryColumns[] = {
+    {"version", "text PRIMARY KEY", true},
+    {"name", "text NOT NULL", true},
+    {"checksum", "text NOT NULL", true},
+    {"status", "text NOT NULL CHECK (status IN ('applied', 'running', 'failed'))", true},
+    {"applied_at", "timestamptz NOT NULL DEFAULT now()", true},
+    {"execution_ms", "integer", true},
+    {"applied_by", "text NOT NULL", true},
+    {"batch", "integer NOT NULL", true},
+    {"down_sql", "text", false},
+    {"down_options", "text", false},
+};
+
 // The history table `name` and its `<name>_log` audit table: the only author
 // of SQL on them. Reads run at once; writes are returned as SQL, so that the
 // caller can pipeline them with a section's statements into one round trip
@@ -59,9 +83,12 @@ class History {
 
   // Whether the history table exists (a missing one means everything is pending).
   Result<bool> Exists();
-  // Every row; empty when the table does not exist.
+  // Every row; empty when the table does not exist. Columns an older pgboot's
+  // table lacks read as NULL: reading never alters the table.
   Result<std::vector<HistoryRow>> Read();
-  // Creates the schema (if missing) and both tables if missing.
+  // Creates the schema and both tables if missing, and adds the columns of
+  // kHistoryColumns an older pgboot's table lacks (ALTER TABLE ... ADD COLUMN
+  // IF NOT EXISTS): only writing commands call it, only under the lock.
   Status Create();
   // The audit log, newest first.
   Result<std::vector<AuditEvent>> ReadAudit();
@@ -80,9 +107,8 @@ class History {
   std::string MarkFailed(const std::string& version) const;
   // Deletes the row of `version` (only when its status is `only_status`, if given).
   std::string Delete(const std::string& version, const std::string& only_status = "") const;
-  // Realigns an applied row with its file (repair).
-  std::string UpdateChecksum(const std::string& version, const std::string& checksum,
-                             const std::string& name) const;
+  // Realigns an applied row with its file (repair): checksum, name, down section.
+  std::string UpdateChecksum(const Migration& m) const;
   // One audit row, written by this pgboot (applied_by()).
   std::string Audit(const AuditEntry& entry) const;
   // What a rollback of `version` writes, in words, for --dry-run.

@@ -99,6 +99,11 @@ class Applier {
   // timed by the server.
   SectionRun Run(const Migration& m) const {
     SectionRun run{m.version, m.name, m.up_path, &m.up, {}};
+    if (m.up.statements.empty()) {
+      // Recorded like any other (docs/reference.md, "Migration files"), but worth a word:
+      // an empty file may also be one someone forgot to write.
+      LogWarn("migration.empty", {{"version", m.version}, {"name", m.name}, {"file", m.up_path}});
+    }
     if (m.up.transactional) {
       const SqlValue ms = SqlValue::ServerElapsedMs();
       run.record = {history_.RecordApplied(m, batch_, ms), history_.Audit(AppliedAudit(m, ms))};

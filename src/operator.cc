@@ -41,7 +41,7 @@ std::vector<RepairAction> PlanRepair(const std::vector<Migration>& files,
     const Migration* m = FindMigration(files, r.version);
     if (r.status != "applied") {
       actions.push_back({RepairAction::kDelete, &r, m});
-    } else if (m && (m->checksum != r.checksum || m->name != r.name)) {
+    } else if (m && (m->checksum != r.checksum || m->name != r.name || !StoredDownMatches(*m, r))) {
       actions.push_back({RepairAction::kRealign, &r, m});
     }
   }
@@ -62,6 +62,10 @@ std::string DescribeRepair(const RepairAction& a) {
     parts.push_back("checksum " + r.checksum + " -> " + a.file->checksum);
   }
   if (a.file->name != r.name) parts.push_back("name " + r.name + " -> " + a.file->name);
+  if (!StoredDownMatches(*a.file, r)) {
+    parts.push_back(std::string("stored down ") + (r.down_sql ? "replaced" : "added") +
+                    " from the file" + (a.file->down ? "" : " (which has none: cleared)"));
+  }
   return "realign  version " + VersionLabel(r.version, r.name) + ": " + Join(parts, ", ") +
          " (from " + a.file->up_path + ")";
 }
@@ -85,15 +89,26 @@ std::string RepairSql(const RepairAction& a, const History& history,
                                      {"batch", SqlValue::Int(r.batch)},
                                      {"applied_at", SqlValue::Text(r.applied_at)}}}));
   } else {
-    stmts->push_back(history.UpdateChecksum(r.version, a.file->checksum, a.file->name));
-    stmts->push_back(history.Audit({"repaired",
-                                    r.version,
-                                    {{"action", SqlValue::Text("realign")},
-                                     {"old_checksum", SqlValue::Text(r.checksum)},
-                                     {"new_checksum", SqlValue::Text(a.file->checksum)},
-                                     {"old_name", SqlValue::Text(r.name)},
-                                     {"new_name", SqlValue::Text(a.file->name)},
-                                     {"file", SqlValue::Text(a.file->up_path)}}}));
+    stmts->push_back(history.UpdateChecksum(*a.file));
+    auto text = [](const std::optional<std::string>& v) {
+      return v ? SqlValue::Text(*v) : SqlValue::Null();
+    };
+    const std::optional<Section>& down = a.file->down;
+    std::optional<std::string> new_options;
+    if (down && !down->options.empty()) new_options = down->options;
+    stmts->push_back(
+        history.Audit({"repaired",
+                       r.version,
+                       {{"action", SqlValue::Text("realign")},
+                        {"old_checksum", SqlValue::Text(r.checksum)},
+                        {"new_checksum", SqlValue::Text(a.file->checksum)},
+                        {"old_name", SqlValue::Text(r.name)},
+                        {"new_name", SqlValue::Text(a.file->name)},
+                        {"old_down_sql", text(r.down_sql)},
+                        {"new_down_sql", down ? SqlValue::Text(down->sql) : SqlValue::Null()},
+                        {"old_down_options", text(r.down_options)},
+                        {"new_down_options", text(new_options)},
+                        {"file", SqlValue::Text(a.file->up_path)}}}));
   }
   return DescribeRepair(a);
 }

@@ -9,6 +9,23 @@ std::string VersionLabel(const std::string& version, const std::string& name) {
   return version + (name.empty() ? "" : " (" + name + ")");
 }
 
+bool StoredDownMatches(const Migration& m, const HistoryRow& r) {
+  if (!m.down) return !r.down_sql && !r.down_options;
+  const std::string& options = m.down->options;
+  return r.down_sql == m.down->sql &&
+         (options.empty() ? !r.down_options : r.down_options == options);
+}
+
+const char* RollbackSource(const Migration* m, const HistoryRow& r) {
+  if (m != nullptr && m->checksum == r.checksum && m->down) {
+    return m->down->statements.empty() ? "empty" : "file";
+  }
+  if (!r.down_sql) return "none";
+  auto stored = ParseStoredDown(*r.down_sql, r.down_options.value_or(""));
+  // One that does not parse is still what rollback runs: it fails there, naming it.
+  return stored.ok() && stored->statements.empty() ? "empty" : "stored";
+}
+
 const char* StateName(MigrationState s) {
   switch (s) {
     case MigrationState::kApplied:

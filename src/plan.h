@@ -21,7 +21,20 @@ struct HistoryRow {
   std::optional<int64_t> execution_ms;
   std::string applied_by;
   int64_t batch = 0;
+  // The down section as applied (docs/reference.md, "Stored downs"): nullopt when the
+  // file had none or an older pgboot wrote the row; "" for an explicit no-op down.
+  std::optional<std::string> down_sql;
+  std::optional<std::string> down_options;  // nullopt when none
 };
+
+// Whether `r` stores exactly the down section (text and options) that `m` has now.
+bool StoredDownMatches(const Migration& m, const HistoryRow& r);
+
+// What `rollback` of applied row `r` would run (docs/reference.md, "Stored downs"):
+// "file" (a file with the recorded checksum and a down with statements), "stored" (no such
+// file, and a stored down with statements), "empty" (the down it would use is an explicit
+// no-op), "none" (it would refuse). `m` is the row's file, or nullptr.
+const char* RollbackSource(const Migration* m, const HistoryRow& r);
 
 // "3 (add_orders)", or "3" when the name is unknown: how messages name a version.
 std::string VersionLabel(const std::string& version, const std::string& name);

@@ -175,6 +175,7 @@ TEST_CASE("repair realigns drifted and renamed rows and deletes unfinished ones"
   std::vector<HistoryRow> history = {
       Row("5", 2, "failed"), Row("1"), Row("2"), Row("3"), Row("4", 1, "running"),
       Row("9", 1, "failed")};
+  for (HistoryRow& r : history) r.down_sql = Down().sql;  // as this pgboot stores File()'s down
   auto actions = PlanRepair(files, history);
   REQUIRE(actions.size() == 5);
   CHECK(actions[0].row->version == "2");
@@ -188,7 +189,13 @@ TEST_CASE("repair realigns drifted and renamed rows and deletes unfinished ones"
   CHECK(actions[3].row->version == "5");
   CHECK(actions[4].row->version == "9");
   CHECK(actions[4].file == nullptr);
-  CHECK(PlanRepair(files, {Row("1")}).empty());
+  CHECK(PlanRepair(files, {history[1]}).empty());
+  // A row an older pgboot wrote stores no down: repair stores the file's.
+  const std::vector<HistoryRow> old = {Row("1")};
+  auto fill = PlanRepair(files, old);
+  REQUIRE(fill.size() == 1);
+  CHECK(fill[0].kind == RepairAction::kRealign);
+  CHECK(Contains(DescribeRepair(fill[0]), "stored down added from the file"));
 }
 
 TEST_CASE("baseline selection") {

@@ -119,9 +119,10 @@ TEST_CASE("status JSON has exactly the fields of docs/reference.md") {
   CHECK(FormatStatusJson(p, "app", "public.pgboot_history") ==
         "{\"database\":\"app\",\"history_table\":\"public.pgboot_history\",\"migrations\":["
         "{\"version\":\"1\",\"name\":\"m1\",\"state\":\"applied\",\"applied_at\":\"2026-11-24T09:"
-        "00:00.000Z\",\"execution_ms\":41,\"checksum\":\"sum1\"},"
+        "00:00.000Z\",\"execution_ms\":41,\"checksum\":\"sum1\",\"rollback\":\"none\"},"
         "{\"version\":\"2\",\"name\":\"m2\",\"state\":\"pending\",\"applied_at\":null,"
-        "\"execution_ms\":null,\"checksum\":\"sum2\"}],\"pending\":1,\"applied\":1}\n");
+        "\"execution_ms\":null,\"checksum\":\"sum2\",\"rollback\":null}],\"pending\":1,"
+        "\"applied\":1}\n");
 }
 
 TEST_CASE("status text is an aligned table") {
