@@ -24,6 +24,7 @@ constexpr OptionSpec kCommandOptions[] = {
     {"steps", true, "the N highest applied versions"},
     {"to", true, "every applied version above V (V stays)"},
     {"batch", false, "every version of the newest batch"},
+    {"future", false, "every applied version above the newest file (undo a newer release)"},
     {"allow-production", false, "proceed although PGBOOT_ENV=production"},
     {"yes", false, "do it (without --yes, only print the plan)"},
     {"force", false, "even when history has rows"},
@@ -159,8 +160,9 @@ Status ReadCommandOptions(const cxxopts::ParseResult& r, Invocation* inv) {
   }
   if (r.count("to")) inv->to = r["to"].as<std::string>();
   inv->batch = r.count("batch") > 0;
-  if ((inv->steps ? 1 : 0) + (inv->to ? 1 : 0) + (inv->batch ? 1 : 0) > 1) {
-    return Status::Usage("rollback takes at most one of --steps, --to and --batch");
+  inv->future = r.count("future") > 0;
+  if ((inv->steps ? 1 : 0) + (inv->to ? 1 : 0) + (inv->batch ? 1 : 0) + (inv->future ? 1 : 0) > 1) {
+    return Status::Usage("rollback takes at most one of --steps, --to, --batch and --future");
   }
   inv->allow_production = r.count("allow-production") > 0;
   inv->yes = r.count("yes") > 0;

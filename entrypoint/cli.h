@@ -28,6 +28,7 @@ struct Invocation {
   std::optional<int64_t> steps;
   std::optional<std::string> to;
   bool batch = false;
+  bool future = false;
   bool allow_production = false;
   bool yes = false;
   bool force = false;

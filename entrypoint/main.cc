@@ -25,6 +25,7 @@
 #include "operator.h"
 #include "pg_connect.h"
 #include "readiness.h"
+#include "reset.h"
 #include "rollback.h"
 #include "supervisor.h"
 
@@ -218,6 +219,7 @@ Status RollbackCommand(const Invocation& inv, const Config& cfg) {
   rollback.steps = inv.steps;
   rollback.to = inv.to;
   rollback.batch = inv.batch;
+  rollback.future = inv.future;
   rollback.dry_run = inv.dry_run;
   rollback.allow_production = inv.allow_production;
   // Refused before anything, even before waiting for the database.
@@ -226,6 +228,17 @@ Status RollbackCommand(const Invocation& inv, const Config& cfg) {
   if (!loaded.ok()) return loaded.status();
   if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
   return Rollback(*loaded->db, cfg, loaded->files, rollback, RealClock());
+}
+
+Status ResetCommand(const Invocation& inv, const Config& cfg) {
+  // Refused before anything, even before waiting for the database.
+  if (Status guard = CheckResetGuard(cfg); !guard.ok()) return guard;
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  if (inv.yes) {
+    if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
+  }
+  return Reset(*loaded->db, cfg, loaded->files, inv.yes, RealClock());
 }
 
 Status RepairCommand(const Invocation& inv, const Config& cfg) {
@@ -302,11 +315,12 @@ const CommandSpec kCommands[] = {
      "compare migration files with the history table (exit 6 on findings)"},
     {"rollback",
      {"down"},
-     {"steps", "to", "batch", "dry-run", "allow-production"},
+     {"steps", "to", "batch", "future", "dry-run", "allow-production"},
      nullptr,
      false,
      RollbackCommand,
-     "run down sections [--steps N | --to V | --batch] [--dry-run]\n[--allow-production]"},
+     "run down sections [--steps N | --to V | --batch | --future] [--dry-run]\n"
+     "[--allow-production]"},
     {"repair",
      {},
      {"yes"},
@@ -321,6 +335,13 @@ const CommandSpec kCommands[] = {
      false,
      BaselineCommand,
      "mark every migration <= V applied without running it [--force]"},
+    {"reset",
+     {},
+     {"yes"},
+     nullptr,
+     false,
+     ResetCommand,
+     "development only: roll back everything, then migrate again [--yes]"},
     {"new", {}, {}, "NAME", false, NewCommand, "create <UTC timestamp>_NAME.sql"},
     {"doctor", {}, {"output"}, nullptr, false, DoctorCommand, "preflight report [--output json]"},
     {"version", {}, {}, nullptr, false, VersionCommand, "print the version"},

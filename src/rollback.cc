@@ -20,10 +20,16 @@ class Downer {
       : history_(history), clock_(clock), runner_(db, history, clock, Options(cfg)) {}
 
   Status Run(const RollbackStep& step) {
-    const Migration& m = *step.file;
-    SectionRun run{m.version, m.name, m.down_path.empty() ? m.up_path : m.down_path, &*m.down, {}};
+    const HistoryRow& r = *step.row;
+    SectionRun run{r.version, r.name, step.path, step.down, {}};
+    if (step.source == "file" && r.down_sql && !StoredDownMatches(*step.file, r)) {
+      // The file is the one that was applied (same checksum), so its down wins; the
+      // stored copy is what the next release's rollback would have run.
+      LogWarn("rollback.down_changed",
+              {{"version", r.version}, {"name", r.name}, {"file", step.path}});
+    }
     return runner_.Ticked(run, [&] {
-      if (!m.down->transactional) return RunNonTransactional(step, run);
+      if (!step.down->transactional) return RunNonTransactional(step, run);
       // The down statements, the history row's deletion and the audit row
       // commit together, so a failure leaves the version applied and untouched.
       run.record = {history_.Delete(step.row->version),
@@ -52,7 +58,9 @@ class Downer {
              {"checksum", SqlValue::Text(r.checksum)},
              {"batch", SqlValue::Int(r.batch)},
              {"applied_at", SqlValue::Text(r.applied_at)},
-             {"transaction", SqlValue::Bool(step.file->down->transactional)}}};
+             {"transaction", SqlValue::Bool(step.down->transactional)},
+             {"source", SqlValue::Text(step.source)},
+             {"empty_down", SqlValue::Bool(step.down->statements.empty())}}};
   }
 
   // transaction:false: each statement commits on its own (CREATE/DROP INDEX
@@ -86,26 +94,70 @@ void PrintRollbackDryRun(const std::vector<RollbackStep>& steps, const History& 
   std::string out = "-- pgboot dry run: rollback of " + std::to_string(steps.size()) +
                     " version(s), highest first; nothing is changed\n";
   for (const RollbackStep& step : steps) {
-    const Migration& m = *step.file;
-    const std::string& path = m.down_path.empty() ? m.up_path : m.down_path;
-    out +=
-        "\n-- version " + m.version + " " + m.name + " (" +
-        (m.down->transactional ? "one transaction" : "transaction:false, statement by statement") +
-        ")\n";
-    for (const SqlStatement& st : m.down->statements) {
-      out += "-- " + path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
+    const HistoryRow& r = *step.row;
+    out += "\n-- version " + r.version + " " + r.name + " (" +
+           (step.down->transactional ? "one transaction"
+                                     : "transaction:false, statement by statement") +
+           ", down from " + (step.source == "file" ? step.path : "the stored copy") +
+           (step.down->statements.empty() ? ", empty: nothing runs" : "") + ")\n";
+    for (const SqlStatement& st : step.down->statements) {
+      out += "-- " + step.path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
     }
-    out += "-- then: " + history.DescribeRollbackWrites(m.version) + "\n";
+    out += "-- then: " + history.DescribeRollbackWrites(r.version) + "\n";
   }
   PrintResult(out);
 }
+
+// The problem, in words, when a version has no down section to use.
+std::string WhyNoDown(const Migration* m, const HistoryRow& r) {
+  const std::string label = "version " + VersionLabel(r.version, r.name);
+  const std::string none = ", and its row has no stored down (applied by an older pgboot)";
+  if (m == nullptr) {
+    return label + " has no migration file here (deleted, renamed, or applied by a newer release)" +
+           none;
+  }
+  if (m->checksum != r.checksum) {
+    return label + ": " + m->up_path + " changed after it was applied (checksum " + m->checksum +
+           ", recorded " + r.checksum + "), so its down section may not undo what ran" + none;
+  }
+  // Name the file that lacks it: for pairs the .down.sql looked for, not the .up.sql.
+  if (m->down_path != m->up_path) {
+    return label + ": " + m->down_path + " does not exist, so there is no down section";
+  }
+  return label + ": " + m->up_path + " has no down section";
+}
+
+// The down section a rollback of `r` runs (docs/reference.md, "Stored downs").
+Result<RollbackStep> StepFor(const Migration* m, const HistoryRow& r) {
+  RollbackStep step;
+  step.file = m;
+  step.row = &r;
+  if (m != nullptr && m->checksum == r.checksum && m->down) {
+    step.down = &*m->down;
+    step.source = "file";
+    step.path = m->down_path;
+    return step;
+  }
+  if (!r.down_sql) return Status::Precondition(WhyNoDown(m, r));
+  step.path = "stored down of version " + r.version;
+  auto stored = ParseStoredDown(*r.down_sql, r.down_options.value_or(""));
+  if (!stored.ok()) {
+    return Status::Precondition("version " + VersionLabel(r.version, r.name) +
+                                ": its stored down cannot be run: " + stored.status().message());
+  }
+  step.stored = std::make_shared<const Section>(std::move(*stored));
+  step.down = step.stored.get();
+  step.source = "stored";
+  return step;
+}
+
+}  // namespace
 
 bool IsProduction(const std::string& env) {
   std::string lower;
   for (char c : env) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return lower == "production";
 }
-}  // namespace
 
 Status CheckProductionGuard(const Config& cfg, const RollbackOptions& options) {
   if (options.dry_run || options.allow_production || !IsProduction(cfg.env)) return Status::Ok();
@@ -127,7 +179,16 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
   });
 
   std::vector<const HistoryRow*> chosen;
-  if (options.to) {
+  if (options.all) {
+    chosen = applied;
+  } else if (options.future) {
+    // What `status` calls future: above the newest file (all of them when there is none).
+    for (const HistoryRow* r : applied) {
+      if (files.empty() || CompareVersions(r->version, files.back().version) > 0) {
+        chosen.push_back(r);
+      }
+    }
+  } else if (options.to) {
     if (!IsVersionText(*options.to)) {
       return Status::Usage("--to needs a version (digits), not '" + *options.to + "'");
     }
@@ -164,24 +225,11 @@ Result<std::vector<RollbackStep>> SelectRollback(const std::vector<Migration>& f
   std::vector<RollbackStep> steps;
   std::vector<std::string> problems;
   for (const HistoryRow* r : chosen) {
-    const Migration* m = FindMigration(files, r->version);
-    const std::string label = VersionLabel(r->version, r->name);
-    if (m == nullptr) {
-      problems.push_back("version " + label +
-                         " has no migration file here (deleted, renamed, or applied by a newer "
-                         "release), so its down section is unknown");
-    } else if (m->checksum != r->checksum) {
-      problems.push_back("version " + label + ": " + m->up_path +
-                         " changed after it was applied (checksum " + m->checksum + ", recorded " +
-                         r->checksum + "), so its down section may not undo what ran");
-    } else if (!m->down) {
-      // Name the file that lacks it: for pairs the .down.sql looked for, not the .up.sql.
-      problems.push_back("version " + label + ": " +
-                         (m->down_path != m->up_path
-                              ? m->down_path + " does not exist, so there is no down section"
-                              : m->up_path + " has no down section"));
+    auto step = StepFor(FindMigration(files, r->version), *r);
+    if (step.ok()) {
+      steps.push_back(std::move(*step));
     } else {
-      steps.push_back({m, r});
+      problems.push_back(step.status().message());
     }
   }
   if (!problems.empty()) {
@@ -206,9 +254,11 @@ Status Rollback(Database& db, const Config& cfg, const std::vector<Migration>& f
     return Status::Ok();
   }
   if (steps->empty()) {
-    // Only --to selects nothing without an error: the database is already there.
+    // Only --to, --future and reset's `all` select nothing without an error: the database is
+    // already there.
     LogInfo("rollback.nothing_to_do",
-            {{"reason", "no applied version above " + options.to.value_or("")}});
+            {{"reason", options.future ? std::string("no applied version above the newest file")
+                                       : "no applied version above " + options.to.value_or("")}});
     return Status::Ok();
   }
 
