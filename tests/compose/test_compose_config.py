@@ -120,6 +120,28 @@ class ComposeConfigTest(unittest.TestCase):
         self.assertEqual(s["worker"]["environment"]["PORT"], "8081")
         self.assertEqual(cfg["secrets"], prod["secrets"])
 
+    def test_rollback_file(self):
+        # docs/operations.md, "Rolling back a deploy": with docker-compose.yml, the
+        # previous release's image runs rollback --future, only when asked for.
+        rollback_file = os.path.join(compose_tools.SOURCE_DIR, "docker-compose.rollback.yml")
+        prod = self.render(compose_tools.COMPOSE_FILE)
+        cfg = self.render(compose_tools.COMPOSE_FILE, rollback_file,
+                          variables={"PGBOOT_PREVIOUS_IMAGE": "app-migrations:1.3.0"})
+        s = cfg["services"]
+        rb = s["rollback"]
+        self.assertEqual(rb["image"], "app-migrations:1.3.0")
+        self.assertEqual(rb["command"], ["rollback", "--future"])
+        self.assertEqual(rb["profiles"], ["rollback"], "never started by `up`")
+        self.assertEqual(rb["restart"], "no")
+        self.assertSecretOnly(rb, "database_url")
+        self.assertEqual(rb["environment"], prod["services"]["migrate"]["environment"])
+        self.assertIn("postgres", rb["depends_on"])
+        for name in prod["services"]:
+            self.assertEqual(s[name], prod["services"][name], name)
+        p, _ = config(compose_tools.COMPOSE_FILE, rollback_file)
+        self.assertNotEqual(p.returncode, 0, "the previous image must be named")
+        self.assertIn("PGBOOT_PREVIOUS_IMAGE", p.stdout + p.stderr)
+
     def test_with_the_test_overrides(self):
         variants = {
             "production": compose_tools.PROD_FILES,

@@ -285,7 +285,10 @@ class KubernetesExamplesTest(unittest.TestCase):
                         if e["name"].endswith("_TIMEOUT"):
                             seconds(e["value"])
                     if is_pgboot(c):
-                        self.assertEqual(c["args"], ["migrate"])
+                        # The rollback Job runs the previous image's rollback --future
+                        # (test_rollback_job_example); every other pgboot container migrates.
+                        self.assertIn(c["args"], (["migrate"],
+                                                  ["rollback", "--future", "--allow-production"]))
                         env = {e["name"]: e for e in c["env"]}
                         self.assertIn("secretKeyRef", env["DATABASE_URL"]["valueFrom"])
                         self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
@@ -329,6 +332,22 @@ class KubernetesExamplesTest(unittest.TestCase):
         [job] = self.objects("kubernetes/job.yaml", "Job")
         self.assertMigrationJob(job)
         self.assertIn("ttlSecondsAfterFinished", job["spec"])
+
+    def test_rollback_job_example(self):
+        # docs/operations.md, "Rolling back a deploy": the previous image, rollback --future.
+        [job] = self.objects("kubernetes/rollback-job.yaml", "Job")
+        self.assertMigrationJob(job)
+        [c] = job["spec"]["template"]["spec"]["containers"]
+        self.assertEqual(c["args"][:2], ["rollback", "--future"])
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        # Under the production guard the Job must say it means it.
+        if env.get("PGBOOT_ENV") == "production":
+            self.assertIn("--allow-production", c["args"])
+        [migrate] = self.objects("kubernetes/job.yaml", "Job")
+        [m] = migrate["spec"]["template"]["spec"]["containers"]
+        self.assertEqual(c["image"].split(":")[0], m["image"].split(":")[0],
+                         "the same migration image, an older tag")
+        self.assertNotEqual(c["image"], m["image"])
 
     def test_helm_hook(self):
         [job] = self.objects("helm/app/templates/migrate-job.yaml", "Job")
