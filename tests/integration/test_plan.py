@@ -162,7 +162,10 @@ class AllStatesTest(Base):
         migs = doc["migrations"]
         for m in migs:
             self.assertEqual(set(m), {"version", "name", "state", "applied_at", "execution_ms",
-                                      "checksum"}, "keys of a migration row: %r" % m)
+                                      "checksum", "rollback"}, "keys of a migration row: %r" % m)
+            # Where rollback's down would come from; null exactly for pending rows.
+            self.assertEqual(m["rollback"] is None, m["state"] == "pending", m)
+            self.assertIn(m["rollback"], (None, "file", "stored", "empty", "none"), m)
             self.assertIsInstance(m["version"], str)
         self.assertEqual([m["version"] for m in migs], ["1", "2", "3", "4", "5", "6", "7", "100"],
                          "one row per version, in numeric order")
@@ -616,7 +619,7 @@ class CustomHistoryTableTest(Base):
                          "attnum > 0 AND NOT attisdropped" % lit(self.TABLE), db).strip()
         self.assertEqual(cols, "version:text,name:text,checksum:text,status:text,"
                                "applied_at:timestamp with time zone,execution_ms:integer,"
-                               "applied_by:text,batch:integer")
+                               "applied_by:text,batch:integer,down_sql:text,down_options:text")
         cols = admin_sql("SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' "
                          "ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
                          "'\"Custom Schema\".\"Hist_log\"'::regclass AND attnum > 0 AND NOT "
