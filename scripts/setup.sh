@@ -17,7 +17,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config file
       postgresql-15 postgresql-client-15
       busybox-static util-linux python3 python3-yaml procps
       docker-compose
-      pgbouncer openssl)
+      pgbouncer openssl
+      clang-14 libclang-rt-14-dev)  # libFuzzer + sanitizer runtimes (tests/fuzz)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,48 @@
+// libFuzzer target: the TOML loader (LoadConfig with --config, src/config.h).
+//
+// Properties: no input crashes (toml++ throws; pgboot catches at its edge), and
+// every refusal is exit 2 naming the file.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config.h"
+#include "fuzz_util.h"
+
+namespace {
+
+// Issue 18 item 4: a long dotted key or a deep table header overflows the
+// stack inside toml++. Skipped until it is fixed (reproducers in
+// tests/fuzz/known/toml/); the fixer deletes this guard.
+bool KnownDeepNesting(std::string_view text) {
+  size_t dots = 0, brackets = 0;
+  for (char c : text) {
+    dots += c == '.';
+    brackets += c == '[' || c == '{';
+  }
+  return dots > 200 || brackets > 200;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (pgboot::fuzz::SkipKnownBugs() && KnownDeepNesting(text)) return 0;
+  const std::string path = pgboot::fuzz::ScratchDir() + "/pgboot.toml";
+  pgboot::fuzz::WriteFile(path, text);
+  pgboot::EnvLookup no_env = [](const std::string&) -> std::optional<std::string> {
+    return std::nullopt;
+  };
+  auto cfg = pgboot::LoadConfig({{"config", path}}, no_env);
+  if (!cfg.ok()) {
+    FUZZ_CHECK(cfg.status().code() == 2,
+               "a bad TOML file is not exit 2: " + cfg.status().message());
+    FUZZ_CHECK(cfg.status().message().find(path) != std::string::npos,
+               "the error does not name the file: " + cfg.status().message());
+  } else {
+    FUZZ_CHECK(cfg->config_file == path, "config_file is not the file read");
+  }
+  return 0;
+}
