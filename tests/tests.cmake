@@ -4,10 +4,17 @@
 # can run in parallel (ctest -j).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(PGBOOT_TEST_STATE ${CMAKE_BINARY_DIR}/test-state)
+# The ASan+UBSan build (tests/sanitize/README.md) tells the suites so: they skip
+# what a sanitized binary cannot honour and triple their time limits.
+set(PGBOOT_SANITIZED_ENV "")
+if(PGBOOT_SANITIZE)
+  set(PGBOOT_SANITIZED_ENV ";PGBOOT_SANITIZED=1")
+endif()
+
 # Every Python suite imports the harness package (tests/harness) from here, and
 # nothing else on sys.path: see tests/harness/README.md.
 set(PGBOOT_PYTHON_ENV
-  "PYTHONPATH=${CMAKE_SOURCE_DIR}/tests;PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1")
+  "PYTHONPATH=${CMAKE_SOURCE_DIR}/tests;PGBOOT_TEST_STATE=${PGBOOT_TEST_STATE};PGBOOT_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1${PGBOOT_SANITIZED_ENV}")
 add_test(NAME pg.start COMMAND ${Python3_EXECUTABLE} -m harness.cluster start ${PGBOOT_TEST_STATE})
 add_test(NAME pg.stop COMMAND ${Python3_EXECUTABLE} -m harness.cluster stop ${PGBOOT_TEST_STATE})
 set_tests_properties(pg.start PROPERTIES FIXTURES_SETUP pg LABELS "integration;pid1"
@@ -43,6 +50,8 @@ endforeach()
 pgboot_python_suites(pid1 tests/pid1)
 # Smoke tests of the harness's own fixtures (PgBouncer, TLS, fake listeners).
 pgboot_python_suites(harness tests/harness)
+# Kills, restarts, bad peers and inputs against the built binary (a few minutes).
+pgboot_python_suites(fault tests/fault)
 
 # Real OCI images in podman (label container; CI runs them after the fast suites).
 include(${CMAKE_CURRENT_LIST_DIR}/container/container.cmake)
