@@ -81,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return std::nullopt;
   };
   if (pgboot::fuzz::SkipKnownBugs() && KnownUnnamedZero(var, value)) return 0;
-  auto cfg = pgboot::LoadConfig({}, env);
+  auto cfg = pgboot::LoadConfig({}, env, "");
   if (!cfg.ok()) {
     FUZZ_CHECK(cfg.status().code() == 2, "a bad setting is not exit 2: " + cfg.status().message());
     FUZZ_CHECK(cfg.status().message().find(var) != std::string::npos,

@@ -5,7 +5,6 @@ Run once when a target's input format changes; the files are committed. What a
 campaign finds is added next to them by `tests/fuzz/run.sh --merge` (named by
 libFuzzer after their SHA-1)."""
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -105,10 +104,8 @@ def main():
     write("fuzz_migration_files", FILES)
     write("fuzz_settings", SETTINGS)
     write("fuzz_toml", TOML)
-    if os.path.exists(os.path.join(HERE, "redact_seeds.py")):
-        sys.path.insert(0, HERE)
-        import redact_seeds
-        write("fuzz_redact", redact_seeds.SEEDS)
+    # fuzz_redact's input is consumed by FuzzedDataProvider (parts from both
+    # ends): its corpus is what the fuzzer itself found, merged by run.sh --merge.
 
 
 if __name__ == "__main__":
