@@ -14,19 +14,12 @@ answered.
 import json
 import os
 import random
+import re
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-
-
-def time_limit(seconds):
-    """A time bound for this build: tripled for the sanitized build (PGBOOT_SANITIZED=1)."""
-    helper = getattr(common, "time_limit", None)
-    if helper is not None:
-        return helper(seconds)
-    return seconds * (3 if os.environ.get("PGBOOT_SANITIZED") == "1" else 1)
+from harness.case import time_limit
+from harness.files import up
 
 
 def rng(test):
@@ -35,10 +28,6 @@ def rng(test):
     seed = int(os.environ.get("PGBOOT_FAULT_SEED") or random.SystemRandom().randrange(1 << 30))
     sys.stderr.write("%s: PGBOOT_FAULT_SEED=%d\n" % (test.id(), seed))
     return random.Random(seed)
-
-
-def up(sql, opts=""):
-    return "-- migrate:up%s\n%s" % ((" " + opts) if opts else "", sql)
 
 
 def ledger_migrations(n, sleep="0.02"):
@@ -119,7 +108,6 @@ def assert_consistent(test, sql_fn, db, n, complete=False, what=""):
 def first_to_log(procs, regex, timeout):
     """The first of `procs` (Spawned) whose stderr has a line matching regex, or None
     when all ended without one. AssertionError after `timeout` seconds."""
-    import re
     rx = re.compile(regex)
     deadline = time.monotonic() + time_limit(timeout)
     while time.monotonic() < deadline:

@@ -12,102 +12,51 @@ naming the item; the fixer of that item removes the decorator.
 import os
 import random
 import signal
-import socket
-import sys
-import threading
+import subprocess
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from faults import common, time_limit  # noqa: E402
+from harness.case import PgbootTestCase, time_limit
+from harness.files import temp_dir
+from harness.listeners import garbage_listener, silent_listener
+from harness.logs import events, parse_json_lines
+from harness.proc import clean_env, pgboot_bin, run, spawn, wait_until
+from harness.server import closed_url, url
 
 PASSWORD = "Fault-Pw-7c1e"
 
 
-class Listener:
-    """A TCP listener on 127.0.0.1 that accepts every connection and then does what
-    `behaviour(conn)` does; `accepted` is set at the first connection."""
-
-    def __init__(self, test, behaviour):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.behaviour = behaviour
-        self.accepted = threading.Event()
-        self.conns = []
-        self.closed = False
-        threading.Thread(target=self._loop, daemon=True).start()
-        test.addCleanup(self.close)
-
-    def _loop(self):
-        while not self.closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            self.accepted.set()
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        try:
-            self.behaviour(conn)
-        except OSError:
-            pass
-
-    def url(self):
-        return "postgresql://app:%s@127.0.0.1:%d/app" % (PASSWORD, self.port)
-
-    def close(self):
-        self.closed = True
-        for s in [self.sock] + self.conns:
-            try:
-                s.close()
-            except OSError:
-                pass
+def listener_url(listener):
+    return "postgresql://app:%s@127.0.0.1:%d/app" % (PASSWORD, listener.port)
 
 
-def silent(conn):
-    """Reads the startup packet and never answers (a hung proxy, a half-open LB)."""
-    while conn.recv(4096):
-        pass
+def garbage(seed):
+    """Bytes no PostgreSQL sends: not UTF-8, NULs, then random bytes."""
+    r = random.Random(seed)
+    return (b"\xff\xfe HTTP/1.1 400 Bad Request\r\n\x00\x80\xc3(" +
+            bytes(r.randrange(256) for _ in range(200)))
 
 
-def garbage_for(seed):
-    def garbage(conn):
-        r = random.Random(seed)
-        conn.recv(4096)
-        conn.sendall(b"\xff\xfe HTTP/1.1 400 Bad Request\r\n\x00\x80\xc3(" +
-                     bytes(r.randrange(256) for _ in range(200)))
-        conn.close()
-    return garbage
+# An authentication request claiming a 2 GB message.
+HUGE_LENGTH = b"R\x7f\xff\xff\xff\x00\x00\x00\x05"
 
 
-def huge_length(conn):
-    """An authentication request claiming a 2 GB message."""
-    conn.recv(4096)
-    conn.sendall(b"R\x7f\xff\xff\xff\x00\x00\x00\x05")
-    conn.close()
-
-
-class ListenerTest(common.PgbootTestCase):
+class ListenerTest(PgbootTestCase):
     def wait_args(self, listener, timeout="2s", *extra):
-        return ["wait", "--database-url", listener.url(), "--wait-timeout", timeout] + list(extra)
+        return ["wait", "--database-url", listener_url(listener), "--wait-timeout",
+                timeout] + list(extra)
 
-    def _times_out(self, behaviour, *extra):
-        ln = Listener(self, behaviour)
-        cp = common.run(self.wait_args(ln, "2s", *extra), timeout=time_limit(15))
+    def _times_out(self, ln, *extra):
+        cp = run(self.wait_args(ln, "2s", *extra), timeout=time_limit(15))
         self.assertExit(cp, 3, "not ready within --wait-timeout")
-        self.assertTrue(ln.accepted.is_set(), "pgboot reached the listener")
+        self.assertGreater(ln.accepted, 0, "pgboot reached the listener")
         self.assertLess(cp.elapsed, time_limit(3.5), "the deadline (2 s) is kept")
         self.assertNoPassword(cp.stdout + cp.stderr, PASSWORD)
         return cp
 
-    def _sigterm(self, behaviour):
-        ln = Listener(self, behaviour)
-        p = self.spawn(self.wait_args(ln, "60s"))
-        self.assertTrue(ln.accepted.wait(time_limit(10)), "pgboot connected")
+    def _sigterm(self, ln):
+        p = spawn(self.wait_args(ln, "60s"), test=self)
+        wait_until(lambda: ln.accepted > 0, time_limit(10), "pgboot connected")
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         cp = p.finish(time_limit(10))
@@ -116,45 +65,44 @@ class ListenerTest(common.PgbootTestCase):
         self.assertNoPassword(cp.stdout + cp.stderr, PASSWORD)
 
     def test_silent_listener_times_out_exit_3(self):
-        self._times_out(silent)
+        self._times_out(silent_listener(self))
 
     def test_silent_listener_sigterm_143(self):
-        self._sigterm(silent)
+        self._sigterm(silent_listener(self))
 
     def test_garbage_listener_times_out_exit_3(self):
-        self._times_out(garbage_for(1))
+        self._times_out(garbage_listener(self, garbage(1)))
 
     def test_garbage_listener_sigterm_143(self):
-        self._sigterm(garbage_for(2))
+        self._sigterm(garbage_listener(self, garbage(2)))
 
     def test_huge_message_length_times_out_exit_3(self):
-        self._times_out(huge_length)
+        self._times_out(garbage_listener(self, HUGE_LENGTH))
 
     def test_garbage_listener_text_logs_are_log_lines(self):
-        cp = self._times_out(garbage_for(3), "--log-level", "debug")
-        for e in common.events(cp.stderr):
+        cp = self._times_out(garbage_listener(self, garbage(3)), "--log-level", "debug")
+        for e in events(cp.stderr):
             self.assertNotIn("raw", e, "every stderr line is a log line: %r" % e)
 
     @unittest.expectedFailure  # issue 18 item 7: non-UTF-8 server bytes reach JSON lines
     def test_garbage_listener_json_logs_are_utf8_json(self):
-        ln = Listener(self, garbage_for(4))
-        cmd = [common.pgboot_bin()] + self.wait_args(ln, "2s", "--log-format", "json",
-                                                      "--log-level", "debug")
-        import subprocess
-        p = subprocess.run(cmd, env=common.clean_env(), stdout=subprocess.PIPE,
+        ln = garbage_listener(self, garbage(4))
+        cmd = [pgboot_bin()] + self.wait_args(ln, "2s", "--log-format", "json", "--log-level",
+                                              "debug")
+        p = subprocess.run(cmd, env=clean_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=time_limit(15))
         self.assertEqual(p.returncode, 3)
         text = p.stderr.decode("utf-8")  # UnicodeDecodeError is the failure
-        self.assertGreater(len(common.parse_json_lines(text)), 0)
+        self.assertGreater(len(parse_json_lines(text)), 0)
 
 
-class FileInputTest(common.PgbootTestCase):
+class FileInputTest(PgbootTestCase):
     """SPEC §12: a FIFO, directory or device as a file input is exit 2 naming the
     file, at once, never a hang (and SIGTERM is answered whatever happens)."""
 
     def setUp(self):
-        self.dir = self.temp_dir()
-        self.url = common.url()
+        self.dir = temp_dir(self)
+        self.url = url()
 
     def fifo(self, name):
         path = self.dir / name
@@ -177,7 +125,7 @@ class FileInputTest(common.PgbootTestCase):
     def _refused_at_once(self, kind):
         for name, args, env, cwd, path in self.cases(kind):
             with self.subTest(input=name):
-                p = self.spawn(args + ["--wait-timeout", "5s"], env=env, cwd=cwd)
+                p = spawn(args + ["--wait-timeout", "5s"], env=env, cwd=cwd, test=self)
                 cp = p.finish(time_limit(3))
                 self.assertExit(cp, 2, "%s as %s" % (kind, name))
                 self.assertIn(os.path.basename(path), cp.stderr, "the error names the file")
@@ -186,7 +134,7 @@ class FileInputTest(common.PgbootTestCase):
     def _sigterm_answered(self, kind):
         for name, args, env, cwd, _ in self.cases(kind):
             with self.subTest(input=name):
-                p = self.spawn(args + ["--wait-timeout", "60s"], env=env, cwd=cwd)
+                p = spawn(args + ["--wait-timeout", "60s"], env=env, cwd=cwd, test=self)
                 try:
                     p.wait(0.5)  # a fixed pgboot has already refused the file
                 except Exception:
@@ -215,7 +163,7 @@ class FileInputTest(common.PgbootTestCase):
         # the release binary must still read the value. Files are read before any
         # connection, so the directory's name shows in the exit-8 error.
         cfg = self.dir.write("pgboot.toml", '[migrations]\ndir = """\\\n\u00a7x"""\n')
-        cp = common.run(["migrate", "--config", cfg, "--database-url", common.closed_url(),
+        cp = run(["migrate", "--config", cfg, "--database-url", closed_url(),
                          "--wait-timeout", "1s"], timeout=time_limit(10))
         self.assertExit(cp, 8)
         self.assertIn("directory \u00a7x", cp.stderr)

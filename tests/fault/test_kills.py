@@ -7,76 +7,82 @@ migration.applied of a random version), never at a blind instant; the seed is
 printed (PGBOOT_FAULT_SEED replays a run).
 """
 
-import os
 import signal
 import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faults  # noqa: E402
-from faults import common, time_limit  # noqa: E402
+import faults  # this suite's invariants, next to it
+from harness.case import PgbootTestCase, time_limit
+from harness.files import temp_migrations, up
+from harness.proc import StartBarrier, run, spawn
+from harness.server import new_database, url
+from harness.sql import admin_sql
 
 N = 12  # migrations per set: a full run is about 0.3 s of server time
 ROUNDS = 14
 
 
-class KillTest(common.PgbootTestCase):
+class KillTest(PgbootTestCase):
     def args(self, db, mig, *extra):
-        return ["migrate", "--database-url", common.url(db), "--migrations-dir", mig,
+        return ["migrate", "--database-url", url(db), "--migrations-dir", mig,
                 "--wait-timeout", "20s", "--lock-timeout", "30s"] + list(extra)
 
     def test_random_sigkills_during_migrate(self):
         r = faults.rng(self)
-        mig = self.temp_migrations(faults.ledger_migrations(N))
+        mig = temp_migrations(self, faults.ledger_migrations(N))
         for round_no in range(ROUNDS):
-            db = self.new_database("fault")
+            db = new_database(self, "fault")
             racers = r.choice([1, 2])
             event = r.choice(["lock.acquired", "migration.start version=%d" % r.randint(1, N),
                               "migration.applied version=%d" % r.randint(1, N)])
             what = "round %d: %d racer(s), SIGKILL at %s" % (round_no, racers, event)
-            barrier = common.StartBarrier(racers, test=self) if racers > 1 else None
-            procs = [self.spawn(self.args(db, mig), barrier=barrier) for _ in range(racers)]
+            barrier = StartBarrier(racers, test=self) if racers > 1 else None
+            procs = [spawn(self.args(db, mig), test=self, barrier=barrier) for _ in range(racers)]
             if barrier:
                 barrier.release()
             victim = faults.first_to_log(procs, r"\b%s\b" % event.replace(".", r"\."), 20)
             self.assertIsNotNone(victim, what + ": nobody logged the event")
             victim.send_signal(signal.SIGKILL)
-            self.assertEqual(victim.finish(time_limit(10)).returncode, -signal.SIGKILL, what)
+            rc = victim.finish(time_limit(10)).returncode
+            # After the last migration.applied a run may exit 0 before the kill lands.
+            self.assertIn(rc, (-signal.SIGKILL, 0), what)
             for p in procs:
                 if p is not victim:
                     # The survivor takes the freed lock and finishes the whole set.
                     self.assertExit(p.finish(time_limit(30)), 0, what + " (survivor)")
-            faults.assert_consistent(self, common.admin_sql, db, N, complete=racers > 1, what=what)
-            cp = common.run(self.args(db, mig), timeout=time_limit(30))
+            s = faults.assert_consistent(self, admin_sql, db, N, complete=racers > 1 or rc == 0,
+                                        what=what)
+            sys.stderr.write("%s: %d applied before the rerun\n" % (what, len(s["history"])))
+            cp = run(self.args(db, mig), timeout=time_limit(30))
             self.assertExit(cp, 0, what + " (rerun)")
-            faults.assert_consistent(self, common.admin_sql, db, N, complete=True, what=what)
+            faults.assert_consistent(self, admin_sql, db, N, complete=True, what=what)
 
 
-class TerminateHolderTest(common.PgbootTestCase):
+class TerminateHolderTest(PgbootTestCase):
     def test_terminating_the_lock_holder_lets_the_waiter_finish(self):
-        db = self.new_database("fault")
+        db = new_database(self, "fault")
         files = faults.ledger_migrations(4)
         # While sleep_gate exists, migration 3 sleeps 60 s: only the holder meets it.
-        common.admin_sql("CREATE TABLE sleep_gate (id int)", db)
-        files["3_m3.sql"] = faults.up(
+        admin_sql("CREATE TABLE sleep_gate (id int)", db)
+        files["3_m3.sql"] = up(
             "CREATE TABLE m_3 (id int);\nINSERT INTO ledger VALUES (3);\n"
             "SELECT pg_sleep(60) FROM pg_class WHERE relname = 'sleep_gate';\n")
-        mig = self.temp_migrations(files)
-        args = ["migrate", "--database-url", common.url(db), "--migrations-dir", mig,
+        mig = temp_migrations(self, files)
+        args = ["migrate", "--database-url", url(db), "--migrations-dir", mig,
                 "--wait-timeout", "5s", "--lock-timeout", "30s"]
         env = {"PGBOOT_LOCK_LOG_INTERVAL": "200ms"}
-        holder = self.spawn(args, env=env)
+        holder = spawn(args, env=env, test=self)
         holder.wait_for_line(r"migration\.start version=3\b", timeout=time_limit(10))
-        waiter = self.spawn(args, env=env)
+        waiter = spawn(args, env=env, test=self)
         waiter.wait_for_line(r"lock\.waiting\b", timeout=time_limit(10))
-        pid = common.admin_sql(
+        pid = admin_sql(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
             "state = 'active' AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()", db).strip()
         self.assertTrue(pid.isdigit(), "the holder's statement runs on the server: %r" % pid)
-        common.admin_sql("DROP TABLE sleep_gate", db)
+        admin_sql("DROP TABLE sleep_gate", db)
         t0 = time.monotonic()
-        common.admin_sql("SELECT pg_terminate_backend(%s)" % pid, db)
+        admin_sql("SELECT pg_terminate_backend(%s)" % pid, db)
         cp = waiter.finish(time_limit(30))
         self.assertExit(cp, 0, "the waiter takes the freed lock and applies the rest")
         # The holder lost its connection mid-statement: an exit it chose, never a crash
@@ -84,9 +90,9 @@ class TerminateHolderTest(common.PgbootTestCase):
         hcp = holder.finish(time_limit(30))
         self.assertIn(hcp.returncode, (0, 5), hcp.stderr)
         self.assertLess(time.monotonic() - t0, time_limit(20))
-        faults.assert_consistent(self, common.admin_sql, db, 4, complete=True,
+        faults.assert_consistent(self, admin_sql, db, 4, complete=True,
                                  what="holder terminated")
-        self.assertEqual(common.run(args).returncode, 0)
+        self.assertEqual(run(args).returncode, 0)
 
 
 if __name__ == "__main__":

@@ -2,20 +2,21 @@
 """Fault suite: the server restarted (fast and immediate shutdown) while pgboot waits
 for it, while it waits for the lock and while it migrates (invariants in faults.py).
 
-Each case runs its own throw-away cluster (common.new_cluster), so restarting it
+Each class runs its own throw-away cluster (harness.server.new_cluster), so restarting it
 never disturbs the suites sharing the main server.
 """
 
-import os
 import signal
 import sys
 import time
 import unittest
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faults  # noqa: E402
-from faults import common, time_limit  # noqa: E402
+import faults  # this suite's invariants, next to it
+from harness.case import PgbootTestCase, time_limit
+from harness.files import temp_migrations, up
+from harness.proc import run, spawn
+from harness.server import new_cluster
 
 
 def pg_ctl(cluster, *args):
@@ -27,12 +28,12 @@ def stop(cluster, mode):
     pg_ctl(cluster, "-m", mode, "-w", "-t", "60", "stop")
 
 
-class RestartBase(common.PgbootTestCase):
+class RestartBase(PgbootTestCase):
     """One cluster per class (initdb is the slow part); one database per test."""
 
     @classmethod
     def setUpClass(cls):
-        cls.c = common.new_cluster()
+        cls.c = new_cluster(None)
         try:
             cls.c.start()
         except Exception:
@@ -60,17 +61,17 @@ class RestartBase(common.PgbootTestCase):
     def gated_set(self):
         """Migration 3 sleeps 60 s while the table sleep_gate exists."""
         files = faults.ledger_migrations(4)
-        files["3_m3.sql"] = faults.up(
+        files["3_m3.sql"] = up(
             "CREATE TABLE m_3 (id int);\nINSERT INTO ledger VALUES (3);\n"
             "SELECT pg_sleep(60) FROM pg_class WHERE relname = 'sleep_gate';\n")
         self.sql("CREATE TABLE sleep_gate (id int)")
-        return self.temp_migrations(files)
+        return temp_migrations(self, files)
 
     def restart_mid_migration(self, mode):
         """Restarts the server while migration 3 runs; checks the invariants after the run
         and after a rerun (which must succeed); returns the interrupted run's result."""
         mig = self.gated_set()
-        p = self.spawn(self.args("migrate", mig))
+        p = spawn(self.args("migrate", mig), test=self)
         p.wait_for_line(r"migration\.start version=3\b", timeout=time_limit(15))
         stop(self.c, mode)
         self.c.start()
@@ -79,7 +80,7 @@ class RestartBase(common.PgbootTestCase):
         sys.stderr.write("restart (%s) mid-migration: exit %d\n" % (mode, cp.returncode))
         faults.assert_consistent(self, self.sql, self.db, 4, complete=cp.returncode == 0,
                                  what="restart (%s) mid-migration" % mode)
-        rerun = common.run(self.args("migrate", mig), timeout=time_limit(30))
+        rerun = run(self.args("migrate", mig), timeout=time_limit(30))
         self.assertExit(rerun, 0, "the rerun after the restart")
         faults.assert_consistent(self, self.sql, self.db, 4, complete=True, what="rerun")
         return cp
@@ -88,14 +89,14 @@ class RestartBase(common.PgbootTestCase):
         # The lock holder is a second pgboot stuck in a sleeping migration.
         self.sql("CREATE TABLE sleep_gate (id int)")
         files = faults.ledger_migrations(3)
-        files["2_m2.sql"] = faults.up(
+        files["2_m2.sql"] = up(
             "CREATE TABLE m_2 (id int);\nINSERT INTO ledger VALUES (2);\n"
             "SELECT pg_sleep(60) FROM pg_class WHERE relname = 'sleep_gate';\n")
-        mig = self.temp_migrations(files)
+        mig = temp_migrations(self, files)
         env = {"PGBOOT_LOCK_LOG_INTERVAL": "200ms"}
-        holder = self.spawn(self.args("migrate", mig), env=env)
+        holder = spawn(self.args("migrate", mig), env=env, test=self)
         holder.wait_for_line(r"migration\.start version=2\b", timeout=time_limit(15))
-        waiter = self.spawn(self.args("migrate", mig), env=env)
+        waiter = spawn(self.args("migrate", mig), env=env, test=self)
         waiter.wait_for_line(r"lock\.waiting\b", timeout=time_limit(15))
         stop(self.c, mode)
         self.c.start()
@@ -111,7 +112,7 @@ class RestartBase(common.PgbootTestCase):
         faults.assert_consistent(self, self.sql, self.db, 3,
                                  complete=0 in (hcp.returncode, wcp.returncode),
                                  what="restart (%s) while waiting for the lock" % mode)
-        self.assertExit(common.run(self.args("migrate", mig), timeout=time_limit(30)), 0)
+        self.assertExit(run(self.args("migrate", mig), timeout=time_limit(30)), 0)
         faults.assert_consistent(self, self.sql, self.db, 3, complete=True, what="rerun")
         return hcp, wcp
 
@@ -119,7 +120,7 @@ class RestartBase(common.PgbootTestCase):
 class RestartTest(RestartBase):
     def _while_waiting(self, mode):
         stop(self.c, mode)
-        p = self.spawn(self.args("wait"))
+        p = spawn(self.args("wait"), test=self)
         p.wait_for_line(r"wait\.retry\b", timeout=time_limit(10))
         self.c.start()
         ready_at = time.monotonic()
@@ -150,7 +151,7 @@ class RestartTest(RestartBase):
 
     def test_sigterm_is_answered_while_the_server_restarts(self):
         stop(self.c, "immediate")
-        p = self.spawn(self.args("wait"))
+        p = spawn(self.args("wait"), test=self)
         p.wait_for_line(r"wait\.retry\b", timeout=time_limit(10))
         self.c.start(wait=False)
         t0 = time.monotonic()
