@@ -1,6 +1,6 @@
 """What every fault case of tests/fault asserts about a database after the fault.
 
-The invariants (docs/reference.md, "Fault suite"):
+The invariants (docs/reference.md, "Testing for faults"):
   exactly once      every applied version ran once: one `applied` audit row, one
                     ledger row (each migration inserts its version into `ledger`)
   nothing half-done a version's table exists if and only if its history row does,

@@ -75,7 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckLoaded(*r);
     return 0;
   }
-  FUZZ_CHECK(r.status().code() == 8, "refused files are not exit 8: " + r.status().message());
+  FUZZ_CHECK(r.status().kind() == pgboot::StatusKind::kInvalidFiles,
+             "refused files are not InvalidFiles: " + r.status().message());
   std::string_view msg = r.status().message();
   size_t pos = 0;
   while (pos <= msg.size()) {

@@ -1,6 +1,6 @@
 // libFuzzer target: password redaction (src/log.h) of connection strings and of
 // the messages libpq makes of them, checked by the rule of docs/reference.md
-// ("Passwords"): after removing from the output every occurrence of the string's
+// ("Testing for faults"): after removing from the output every occurrence of the string's
 // other values (scheme, user, host, port, dbname, other keys' values) and
 // pgboot's and libpq's fixed wording, no run of min(4, length) consecutive
 // characters of the password remains.

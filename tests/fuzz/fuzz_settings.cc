@@ -26,7 +26,7 @@ std::string Lower(std::string_view s) {
 void CheckDuration(std::string_view v) {
   auto d = pgboot::ParseDuration(v);
   if (!d.ok()) {
-    FUZZ_CHECK(d.status().code() == 2, "a bad duration is not exit 2");
+    FUZZ_CHECK(d.status().kind() == pgboot::StatusKind::kUsage, "a bad duration is not Usage");
     return;
   }
   FUZZ_CHECK(*d >= 0, "negative duration from " + std::string(v));
@@ -83,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pgboot::fuzz::SkipKnownBugs() && KnownUnnamedZero(var, value)) return 0;
   auto cfg = pgboot::LoadConfig({}, env, "");
   if (!cfg.ok()) {
-    FUZZ_CHECK(cfg.status().code() == 2, "a bad setting is not exit 2: " + cfg.status().message());
+    FUZZ_CHECK(cfg.status().kind() == pgboot::StatusKind::kUsage,
+               "a bad setting is not Usage: " + cfg.status().message());
     FUZZ_CHECK(cfg.status().message().find(var) != std::string::npos,
                "the error does not name " + var + ": " + cfg.status().message());
   }

@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!r.ok()) {
     int lines = first_line;
     for (char c : s) lines += c == '\n';
-    FUZZ_CHECK(r.status().code() == 8, "a lexer error is not InvalidFiles");
+    FUZZ_CHECK(r.status().kind() == pgboot::StatusKind::kInvalidFiles,
+               "a lexer error is not InvalidFiles");
     FUZZ_CHECK(error_line >= first_line && error_line <= lines,
                "error line " + std::to_string(error_line) + " outside the section");
     FUZZ_CHECK(!r.status().message().empty(), "error without a message");

@@ -37,8 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   auto cfg = pgboot::LoadConfig({{"config", path}}, no_env, "");
   if (!cfg.ok()) {
-    FUZZ_CHECK(cfg.status().code() == 2,
-               "a bad TOML file is not exit 2: " + cfg.status().message());
+    FUZZ_CHECK(cfg.status().kind() == pgboot::StatusKind::kUsage,
+               "a bad TOML file is not Usage: " + cfg.status().message());
+    // Issue 18 item 10: this one check names neither the value nor its source
+    // (reproducer in tests/fuzz/known/fuzz_toml/); the fixer deletes the guard.
+    if (pgboot::fuzz::SkipKnownBugs() &&
+        cfg.status().message() == "--wait-max-interval must be greater than 0") {
+      return 0;
+    }
     FUZZ_CHECK(cfg.status().message().find(path) != std::string::npos,
                "the error does not name the file: " + cfg.status().message());
   } else {
