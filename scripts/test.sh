@@ -11,5 +11,7 @@ cmake --build "$BUILD"
 # fast suites run first; the container suites (podman images) after them.
 status=0
 ctest --test-dir "$BUILD" --output-on-failure -j2 -LE container "$@" || status=$?
+# Each fuzz target for 30 s, seed 1, over its committed corpus (tests/fuzz).
+PGBOOT_FUZZ_BUILD="$BUILD/fuzz" tests/fuzz/run.sh 30 || status=$?
 ctest --test-dir "$BUILD" --output-on-failure -j2 -L container "$@" || status=$?
 exit $status
