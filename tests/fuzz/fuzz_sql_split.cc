@@ -1,9 +1,9 @@
 // libFuzzer target: the statement lexer (src/sql_split.h) on arbitrary bytes.
 //
-// Properties beyond "no crash, no leak, no UB": every statement is the slice of
-// the section its offset names, offsets grow, line and column agree with the
-// offset (columns count UTF-8 code points), error positions map inside the
-// statement, and an error names a line of the section.
+// Properties beyond "no crash, no leak, no UB": every statement's text is the
+// slice of the section its line and column (UTF-8 code points) point at, the
+// statements come in order without overlapping, trimmed, server positions map
+// inside the statement, and an error names a line of the section.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,27 +18,15 @@ bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-void CheckStatement(std::string_view s, int first_line, const pgboot::SqlStatement& st) {
+// Returns the statement's byte offset in `s`.
+size_t CheckStatement(std::string_view s, int first_line, const pgboot::SqlStatement& st) {
   FUZZ_CHECK(!st.text.empty(), "empty statement");
-  FUZZ_CHECK(st.offset + st.text.size() <= s.size(), "statement past the section's end");
-  FUZZ_CHECK(s.substr(st.offset, st.text.size()) == st.text, "text is not the slice at offset");
   FUZZ_CHECK(!IsSpace(st.text.back()), "trailing whitespace kept");
   FUZZ_CHECK(!IsSpace(st.text.front()), "leading whitespace kept");
-  int line = first_line;
-  size_t line_start = 0;
-  for (size_t i = 0; i < st.offset; ++i) {
-    if (s[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  int column = 1;
-  for (size_t i = line_start; i < st.offset; ++i) {
-    column += (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
-  }
-  FUZZ_CHECK(st.line == line, "line " + std::to_string(st.line) + " != " + std::to_string(line));
-  FUZZ_CHECK(st.column == column,
-             "column " + std::to_string(st.column) + " != " + std::to_string(column));
+  const size_t at = pgboot::fuzz::FindAt(s, first_line, st.line, st.column, st.text);
+  FUZZ_CHECK(at != std::string_view::npos, "line " + std::to_string(st.line) + " column " +
+                                               std::to_string(st.column) +
+                                               " does not point at the statement's text");
   FUZZ_CHECK(pgboot::IsTransactionControl(st.text) == st.is_transaction_control,
              "is_transaction_control disagrees with IsTransactionControl");
   // The server's position 1 is the statement's first character.
@@ -48,6 +36,7 @@ void CheckStatement(std::string_view s, int first_line, const pgboot::SqlStateme
     auto [l, c] = pgboot::PositionToLineColumn(st, pos);
     FUZZ_CHECK(l >= st.line && c >= 1, "position " + std::to_string(pos) + " maps before it");
   }
+  return at;
 }
 
 }  // namespace
@@ -71,9 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   size_t end = 0;
   for (const auto& st : *r) {
-    FUZZ_CHECK(st.offset >= end, "statements overlap or go backwards");
-    CheckStatement(s, first_line, st);
-    end = st.offset + st.text.size();
+    const size_t at = CheckStatement(s, first_line, st);
+    FUZZ_CHECK(at >= end, "statements overlap or go backwards");
+    end = at + st.text.size();
   }
   return 0;
 }

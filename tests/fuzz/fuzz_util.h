@@ -45,6 +45,26 @@ inline const std::string& ScratchDir() {
   return dir;
 }
 
+// Where `text` starts in `s` (whose first line is `first_line`) at 1-based
+// `line`/`column`, the column counting the bytes that do not continue a UTF-8
+// sequence (as the lexer does, stray continuation bytes included); npos when
+// `text` is not there.
+inline size_t FindAt(std::string_view s, int first_line, int line, int column,
+                     std::string_view text) {
+  size_t i = 0;
+  for (int l = first_line; l < line; ++l) {
+    i = s.find('\n', i);
+    if (i == std::string_view::npos) return i;
+    ++i;
+  }
+  for (int count = 0; i < s.size() && count <= column - 1; ++i) {
+    if (count == column - 1 && s.substr(i, text.size()) == text) return i;
+    if (s[i] == '\n') break;
+    count += (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+  }
+  return std::string_view::npos;
+}
+
 inline void WriteFile(const std::string& path, std::string_view data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(data.data(), static_cast<std::streamsize>(data.size()));

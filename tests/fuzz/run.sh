@@ -78,7 +78,8 @@ run_merge() {
 }
 
 run_known() {
-  local status=0
+  # No -max_len here: it would cut the deep-nesting reproducers short.
+  local status=0 COMMON=(-timeout=10 -rss_limit_mb=2048)
   for t in "${TARGETS[@]}"; do
     [ -d "$FUZZ/known/$t" ] || continue
     for f in "$FUZZ/known/$t"/*; do
