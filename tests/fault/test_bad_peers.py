@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fault suite: peers and inputs that misbehave. A listener that accepts and never
 answers, one that answers garbage, and a FIFO (or a directory) as every file input
-pgboot reads: DATABASE_URL_FILE, --config and ./pgboot.toml.
+pgboot reads: DATABASE_URL_FILE, PGBOOT_DATABASE_URL_FILE, --config and ./pgboot.toml.
 
 Each case asserts the exit code, that the answer comes in time (the deadline, or
 at once), that SIGTERM is answered within 1 s, and that the password never shows.
@@ -112,12 +112,15 @@ class FileInputTest(PgbootTestCase):
     def cases(self, kind):
         """(name, args, env, cwd, path) for each file input, the input being `kind`."""
         make = self.fifo if kind == "fifo" else (lambda n: os.makedirs(self.dir / n) or self.dir / n)
-        url_file, cfg, toml_dir = make("url"), make("config.toml"), self.dir / "cwd"
+        url_file, own_file = make("url"), make("own-url")
+        cfg, toml_dir = make("config.toml"), self.dir / "cwd"
         os.makedirs(toml_dir)
         local = (self.fifo if kind == "fifo" else (lambda n: os.makedirs(n) or n))(
             os.path.join(toml_dir, "pgboot.toml"))
         return [
             ("DATABASE_URL_FILE", ["wait"], {"DATABASE_URL_FILE": url_file}, None, url_file),
+            ("PGBOOT_DATABASE_URL_FILE", ["wait"], {"PGBOOT_DATABASE_URL_FILE": own_file}, None,
+             own_file),
             ("--config", ["wait", "--database-url", self.url, "--config", cfg], {}, None, cfg),
             ("./pgboot.toml", ["wait", "--database-url", self.url], {}, toml_dir, "pgboot.toml"),
         ]
