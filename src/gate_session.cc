@@ -38,7 +38,7 @@ Status GateSession::PermissionError(const Status& s) {
 }
 
 Result<std::vector<HistoryRow>> GateSession::ReadHistory() {
-  if (options_.listen && !listening_) {
+  if (options_.listen && !listening_ && db_->lock_mode() == LockMode::kSession) {
     if (Status s = Listen(); !s.ok()) return s;
   }
   History history(*db_, cfg_.history_table);
@@ -48,7 +48,7 @@ Result<std::vector<HistoryRow>> GateSession::ReadHistory() {
 }
 
 Status GateSession::Wait(int64_t ms) {
-  if (!options_.listen) return options_.sleep(ms);
+  if (!listening_) return options_.sleep(ms);
   const int64_t until = clock_.NowMs() + ms;
   for (;;) {
     auto got = db_->WaitForNotifications(std::max<int64_t>(0, until - clock_.NowMs()));

@@ -16,9 +16,10 @@
 namespace pgboot {
 
 struct GateSessionOptions {
-  // LISTEN on channel `pgboot` and wake on its notifications. Off in transaction
-  // lock mode, where a pooler hands each transaction another server session and
-  // LISTEN would be lost: the gate then only polls.
+  // LISTEN on channel `pgboot` and wake on its notifications, on sessions whose
+  // lock mode is session (Database::lock_mode). Never in transaction lock mode,
+  // where a pooler hands each transaction another server session and LISTEN
+  // would be lost: the gate then only polls. False: poll only, everywhere.
   bool listen = true;
   // Makes a new ready session before `deadline_ms` on the gate's clock (< 0: no
   // deadline); a Timeout status when it passes first.
@@ -37,7 +38,8 @@ class GateSession : public GateSource {
   // rows. 42501 on the table or its schema is
   // a Precondition (exit 6) naming the grants the session's role needs.
   Result<std::vector<HistoryRow>> ReadHistory() override;
-  // Listening: until a notification for this history table, else a plain sleep.
+  // Listening on this session: until a notification for this history table, else
+  // a plain sleep.
   Status Wait(int64_t ms) override;
   Status Reconnect(int64_t deadline_ms) override;
 

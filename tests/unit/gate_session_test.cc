@@ -54,11 +54,13 @@ class FakeDb : public Database {
   int BackendPid() override { return 7; }
   std::string DatabaseName() override { return "app"; }
   int ServerVersion() override { return 150000; }
+  LockMode lock_mode() override { return mode; }
 
   std::vector<std::string> log;
   std::vector<int64_t> waits;
   std::deque<std::vector<std::string>> notes;
   std::string denied;  // the 42501 message the history read gets, if any
+  LockMode mode = LockMode::kSession;
 
  private:
   FakeClock& clock_;
@@ -120,6 +122,16 @@ TEST_CASE("GateSession without LISTEN only polls: no LISTEN, sleeps instead of w
   for (const std::string& sql : f.db->log) CHECK(sql.find("LISTEN") == std::string::npos);
   CHECK(f.sleeps == std::vector<int64_t>{250});
   CHECK(f.db->waits.empty());
+}
+
+TEST_CASE("a session in transaction lock mode never LISTENs: it polls") {
+  Fixture f;
+  f.first->mode = LockMode::kTransaction;
+  GateSession s = f.Make(true);
+  REQUIRE(s.ReadHistory().ok());
+  REQUIRE(s.Wait(300).ok());
+  for (const std::string& sql : f.db->log) CHECK(sql.find("LISTEN") == std::string::npos);
+  CHECK(f.sleeps == std::vector<int64_t>{300});
 }
 
 TEST_CASE("a notification for this table ends the wait; others do not") {
