@@ -241,6 +241,11 @@ std::string History::MarkApplied(const std::string& version, int64_t execution_m
          " WHERE version = " + SqlLiteral(version);
 }
 
+std::string History::Notify() const {
+  return "SELECT pg_notify('pgboot', quote_ident(" + SqlLiteral(name_.schema) +
+         ") || '.' || quote_ident(" + SqlLiteral(name_.table) + "))";
+}
+
 std::string History::MarkFailed(const std::string& version) const {
   return "UPDATE " + table_ + " SET status = 'failed' WHERE version = " + SqlLiteral(version);
 }

@@ -109,6 +109,10 @@ class History {
   std::string Delete(const std::string& version, const std::string& only_status = "") const;
   // Realigns an applied row with its file (repair): checksum, name, down section.
   std::string UpdateChecksum(const Migration& m) const;
+  // NOTIFY pgboot with this table's quote_ident(schema).quote_ident(table), as the
+  // server spells it: run in the transaction that records a migration applied, it
+  // reaches gated processes (docs/gate.md) exactly when that commits.
+  std::string Notify() const;
   // One audit row, written by this pgboot (applied_by()).
   std::string Audit(const AuditEntry& entry) const;
   // What a rollback of `version` writes, in words, for --dry-run.

@@ -106,7 +106,8 @@ class Applier {
     }
     if (m.up.transactional) {
       const SqlValue ms = SqlValue::ServerElapsedMs();
-      run.record = {history_.RecordApplied(m, batch_, ms), history_.Audit(AppliedAudit(m, ms))};
+      run.record = {history_.RecordApplied(m, batch_, ms), history_.Audit(AppliedAudit(m, ms)),
+                    history_.Notify()};
     }
     return run;
   }
@@ -128,10 +129,11 @@ class Applier {
     const int64_t ms = clock().NowMs() - start;
     AuditEntry audit = AppliedAudit(m, SqlValue::Int(ms));
     audit.fields.push_back({"transaction", SqlValue::Bool(false)});
-    return runner_.Record({history_.MarkApplied(m.version, ms), history_.Audit(audit)},
-                          "migration " + VersionLabel(m.version, m.name) +
-                              " ran but could not be marked applied (its row stays 'running'; "
-                              "check, then `pgboot repair`)");
+    return runner_.Record(
+        {history_.MarkApplied(m.version, ms), history_.Audit(audit), history_.Notify()},
+        "migration " + VersionLabel(m.version, m.name) +
+            " ran but could not be marked applied (its row stays 'running'; "
+            "check, then `pgboot repair`)");
   }
 
   Database& db() { return runner_.db(); }

@@ -35,10 +35,7 @@ FILES = {
 }
 FUTURE = {"4_more.sql": "-- migrate:up\nCREATE TABLE more (id int);\n"}
 GATE_ENV = {"PGBOOT_GATE_LOG_INTERVAL": "300ms"}
-# migrate's NOTIFY goes into each migration's transaction through the engine's
-# History rework, which is not on main yet; until then the gate opens by polling
-# only, and the promptness tests would pass or fail by luck.
-NOTIFY = unittest.skip("migrate does not send NOTIFY pgboot yet (after the History rework)")
+
 
 
 def subset(*names, extra=None):
@@ -86,7 +83,6 @@ class GateBase(PgbootTestCase):
 
 
 class GateWaitsThenOpens(GateBase):
-    @NOTIFY
     def test_waits_while_nothing_is_migrated_then_opens_right_after_migrate(self):
         p = self.spawn_gate()
         first = p.wait_for_line(r"gate\.waiting pending=3 next=1\b", timeout=15)
@@ -107,7 +103,6 @@ class GateWaitsThenOpens(GateBase):
         self.assertGreaterEqual(opened["ts"], last_applied["ts"], "opened before the last commit")
         self.assertEqual(events(done.stderr, "migration.applied"), [], "the gate never migrates")
 
-    @NOTIFY
     def test_notification_wakes_it_at_once(self):
         # Versions 1 and 2 are applied; 3 is pending. The debug line gate.notified
         # says the notification, not a poll, woke it.
@@ -125,7 +120,6 @@ class GateWaitsThenOpens(GateBase):
         names = [e["event"] for e in events(done.stderr)]
         self.assertLess(names.index("gate.notified"), names.index("gate.open"))
 
-    @NOTIFY
     def test_migrate_notifies_channel_pgboot_with_the_quoted_table(self):
         listener = PsqlSession(self, self.db)
         listener.execute("LISTEN pgboot")

@@ -50,9 +50,13 @@ TEST_CASE("migrate applies pending versions in version order, one round trip eac
     bool has_ddl = false;
     for (const std::string& s : st) has_ddl |= Has(s, tables[i]);
     CHECK(has_ddl);
-    // The history row and the audit row commit with the migration.
-    CHECK(Has(st[st.size() - 3], "INSERT INTO \"public\".\"pgboot_history\""));
-    CHECK(Has(st[st.size() - 2], "INSERT INTO \"public\".\"pgboot_history_log\""));
+    // The history row, the audit row and the gate's notification commit with the
+    // migration.
+    CHECK(Has(st[st.size() - 4], "INSERT INTO \"public\".\"pgboot_history\""));
+    CHECK(Has(st[st.size() - 3], "INSERT INTO \"public\".\"pgboot_history_log\""));
+    CHECK(st[st.size() - 2] ==
+          "SELECT pg_notify('pgboot', quote_ident('public') || '.' || "
+          "quote_ident('pgboot_history'))");
     // Only the run's last commit waits for the WAL flush.
     const bool async = st[1] == "SET LOCAL synchronous_commit = off";
     CHECK(async == (i < 2));
