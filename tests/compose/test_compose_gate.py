@@ -19,6 +19,7 @@ import unittest
 from harness.case import PgbootTestCase
 from harness.files import temp_dir
 from harness.logs import events
+from harness.proc import wait_until
 from harness.server import free_port
 import compose_tools
 
@@ -65,7 +66,9 @@ class ComposeGateTest(PgbootTestCase):
         up = project.up()
         self.assertEqual(up.returncode, 0, up.stdout + up.stderr)
 
-        migrate = project.state("migrate")
+        # `up -d` returns once the containers run: nothing waits for the migrator.
+        migrate = wait_until(lambda: (lambda st: st if st["Status"] == "exited" else None)(
+            project.state("migrate")), 120, "the migrator exited")
         migrate_log = project.logs("migrate")
         self.assertEqual((migrate["Status"], migrate["ExitCode"]), ("exited", 0), migrate_log)
         applied = events(migrate_log, "migration.applied")
