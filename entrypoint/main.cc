@@ -146,15 +146,6 @@ void SayGateMoot(const Config& cfg, const char* why) {
   if (cfg.wait_for_migrations) LogInfo("gate.moot", {{"reason", why}});
 }
 
-// Until every write path takes the lock per transaction, a writing command
-// behind a pooler refuses instead of taking a session lock that a transaction
-// pooler would share between clients.
-Status RefuseTransactionMode(Database& db) {
-  if (db.lock_mode() != LockMode::kTransaction) return Status::Ok();
-  return Status::Usage(std::string("transaction lock mode cannot write yet: ") +
-                       kSessionModeWayOut);
-}
-
 Status RunCommand(const Invocation& inv, const Config& cfg) {
   // Run mode only: the other commands start no APP and ignore it (docs/reference.md).
   if (cfg.init_group && !cfg.init) {
@@ -164,7 +155,6 @@ Status RunCommand(const Invocation& inv, const Config& cfg) {
     SayGateMoot(cfg, "RUN_MIGRATIONS=true: this process applies the migrations itself");
     auto loaded = LoadFilesAndConnect(cfg);
     if (!loaded.ok()) return loaded.status();
-    if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
     Status s = Migrate(*loaded->db, cfg, loaded->files, MigrateOptions{}, RealClock());
     if (!s.ok()) return s;
   } else {
@@ -186,9 +176,6 @@ Status MigrateCommand(const Invocation& inv, const Config& cfg) {
   MigrateOptions opts;
   opts.target = inv.target;
   opts.dry_run = inv.dry_run;
-  if (!opts.dry_run) {
-    if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
-  }
   return Migrate(*loaded->db, cfg, loaded->files, opts, RealClock());
 }
 
@@ -226,7 +213,6 @@ Status RollbackCommand(const Invocation& inv, const Config& cfg) {
   if (Status guard = CheckProductionGuard(cfg, rollback); !guard.ok()) return guard;
   auto loaded = LoadFilesAndConnect(cfg);
   if (!loaded.ok()) return loaded.status();
-  if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
   return Rollback(*loaded->db, cfg, loaded->files, rollback, RealClock());
 }
 
@@ -244,14 +230,12 @@ Status ResetCommand(const Invocation& inv, const Config& cfg) {
 Status RepairCommand(const Invocation& inv, const Config& cfg) {
   auto loaded = LoadFilesAndConnect(cfg);
   if (!loaded.ok()) return loaded.status();
-  if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
   return Repair(*loaded->db, cfg, loaded->files, inv.yes, RealClock());
 }
 
 Status BaselineCommand(const Invocation& inv, const Config& cfg) {
   auto loaded = LoadFilesAndConnect(cfg);
   if (!loaded.ok()) return loaded.status();
-  if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
   return Baseline(*loaded->db, cfg, loaded->files, inv.operands.at(0), inv.force, RealClock());
 }
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "log.h"
+#include "version.h"
 
 namespace pgboot {
 
@@ -194,6 +195,31 @@ Result<int64_t> History::NextBatch() {
                     " WHERE detail->>'batch' ~ '^[0-9]{1,9}$')) + 1");
   if (!r.ok()) return HistoryError(r.status(), "reading the next batch number");
   return std::stoll(Cell(r->rows.at(0), 0));
+}
+
+Result<History::LockedView> History::ReadUnderLock(const std::string& version) {
+  // Canonical versions have no leading zeros: numeric order is (length, text).
+  auto r = db_.Exec(
+      "SELECT (SELECT status FROM " + table_ + " WHERE version = $1), (SELECT checksum FROM " +
+          table_ + " WHERE version = $1), (SELECT version FROM " + table_ +
+          " WHERE status = 'applied' ORDER BY length(version) DESC, version DESC "
+          "LIMIT 1), (SELECT version || ' ' || status FROM " +
+          table_ + " WHERE status <> 'applied' ORDER BY length(version), version LIMIT 1), " +
+          "(SELECT coalesce(max(batch), 0) FROM " + table_ + ")",
+      {version});
+  if (!r.ok()) return HistoryError(r.status(), "re-reading history table " + table_);
+  LockedView v;
+  v.status = Cell(*r, 0, 0);
+  v.checksum = Cell(*r, 0, 1);
+  v.newest_applied = Cell(*r, 0, 2);
+  const std::string unfinished = Cell(*r, 0, 3);
+  if (const size_t sp = unfinished.rfind(' '); sp != std::string::npos) {
+    v.unfinished_version = unfinished.substr(0, sp);
+    v.unfinished_status = unfinished.substr(sp + 1);
+  }
+  const std::string batch = Cell(*r, 0, 4);
+  v.max_batch = IsVersionText(batch) ? std::stoll(batch) : 0;
+  return v;
 }
 
 SqlValue SqlValue::Text(const std::string& s) { return SqlValue(SqlLiteral(s)); }

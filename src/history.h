@@ -95,6 +95,19 @@ class History {
   // The next batch number (max + 1).
   Result<int64_t> NextBatch();
 
+  // What transaction lock mode re-reads under the lock, in one statement (a
+  // fresh snapshot): the row of `version`, the highest applied version, an
+  // unfinished (running/failed) row of any version, the highest batch recorded.
+  struct LockedView {
+    std::string status;    // of `version`; empty: no row
+    std::string checksum;  // of `version`
+    std::string newest_applied;
+    std::string unfinished_version;
+    std::string unfinished_status;
+    int64_t max_batch = 0;
+  };
+  Result<LockedView> ReadUnderLock(const std::string& version);
+
   // Writes, as SQL. -------------------------------------------------------
   // An `applied` row for `m` (execution_ms: ServerElapsedMs() inside the
   // migration's own transaction, or a number).

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "migration_lock.h"
 #include "section_runner.h"
+#include "transaction_migrate.h"
 
 namespace pgboot {
 namespace {
@@ -217,6 +218,9 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
     }
   }
 
+  if (db.lock_mode() == LockMode::kTransaction) {
+    return MigrateInTransactionMode(db, cfg, history, files, todo, target, clock);
+  }
   MigrationLock lock(db, history, cfg, clock);
   rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();

@@ -6,6 +6,7 @@
 #include "history.h"
 #include "log.h"
 #include "migration_lock.h"
+#include "transaction_lock.h"
 
 namespace pgboot {
 
@@ -151,23 +152,22 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
                             " change(s) to make and needs --yes");
   }
 
-  MigrationLock lock(db, history, cfg, clock);
-  rows = LockAndReadHistory(lock, history);
-  if (!rows.ok()) return rows.status();
-  Status s;
-  actions = PlanRepair(files, *rows);
+  std::string out;
+  std::vector<HistoryRow> locked_rows;
+  Status s = WriteUnderLock(
+      db, history, cfg, clock,
+      [&](const std::vector<HistoryRow>& now) -> Result<std::vector<std::string>> {
+        locked_rows = now;
+        actions = PlanRepair(files, locked_rows);
+        std::vector<std::string> stmts;
+        for (const RepairAction& a : actions) out += "  " + RepairSql(a, history, &stmts) + "\n";
+        return stmts;
+      },
+      "repair failed; nothing was changed");
+  if (!s.ok()) return s;
   if (actions.empty()) {
     PrintResult("nothing to repair (another run repaired it meanwhile)\n");
     return Status::Ok();
-  }
-  std::vector<std::string> stmts = {"BEGIN"};
-  std::string out;
-  for (const RepairAction& a : actions) out += "  " + RepairSql(a, history, &stmts) + "\n";
-  stmts.push_back("COMMIT");
-  s = db.ExecSequence(stmts, nullptr);
-  if (!s.ok()) {
-    (void)db.Exec("ROLLBACK");
-    return HistoryError(s, "repair failed; nothing was changed");
   }
   for (const RepairAction& a : actions) {
     LogInfo("migration.repaired",
@@ -175,7 +175,7 @@ Status Repair(Database& db, const Config& cfg, const std::vector<Migration>& fil
              {"action", a.kind == RepairAction::kDelete ? "delete" : "realign"}});
   }
   PrintResult("repaired " + std::to_string(actions.size()) + " change(s):\n" + out +
-              UnrepairedNotes(files, *rows, cfg));
+              UnrepairedNotes(files, locked_rows, cfg));
   return Status::Ok();
 }
 
@@ -213,40 +213,40 @@ Status Baseline(Database& db, const Config& cfg, const std::vector<Migration>& f
   auto todo = SelectBaseline(files, *rows, version, force);
   if (!todo.ok()) return todo.status();
 
-  MigrationLock lock(db, history, cfg, clock);
-  rows = LockAndReadHistory(lock, history);
-  if (!rows.ok()) return rows.status();
-  Status s;
-  todo = SelectBaseline(files, *rows, version, force);
-  if (!todo.ok()) return todo.status();
   const std::string v = CanonicalVersion(version);
+  int64_t batch = 0;
+  std::string out;
+  Status s = WriteUnderLock(
+      db, history, cfg, clock,
+      [&](const std::vector<HistoryRow>& now) -> Result<std::vector<std::string>> {
+        todo = SelectBaseline(files, now, version, force);
+        if (!todo.ok()) return todo.status();
+        std::vector<std::string> stmts;
+        if (todo->empty()) return stmts;
+        auto next = history.NextBatch();
+        if (!next.ok()) return next.status();
+        batch = *next;
+        for (const Migration* m : *todo) {
+          stmts.push_back(history.RecordApplied(*m, batch, SqlValue::Int(0)));
+          stmts.push_back(history.Audit({"baselined",
+                                         m->version,
+                                         {{"name", SqlValue::Text(m->name)},
+                                          {"checksum", SqlValue::Text(m->checksum)},
+                                          {"baseline", SqlValue::Text(v)},
+                                          {"batch", SqlValue::Int(batch)},
+                                          {"execution_ms", SqlValue::Int(0)}}}));
+          out += "  " + VersionLabel(m->version, m->name) + "\n";
+        }
+        return stmts;
+      },
+      "baseline failed; nothing was recorded");
+  if (!s.ok()) return s;
   if (todo->empty()) {
     PrintResult("nothing to baseline: every migration up to " + v + " is already recorded\n");
     return Status::Ok();
   }
-  auto batch = history.NextBatch();
-  if (!batch.ok()) return batch.status();
-  std::vector<std::string> stmts = {"BEGIN"};
-  std::string out;
-  for (const Migration* m : *todo) {
-    stmts.push_back(history.RecordApplied(*m, *batch, SqlValue::Int(0)));
-    stmts.push_back(history.Audit({"baselined",
-                                   m->version,
-                                   {{"name", SqlValue::Text(m->name)},
-                                    {"checksum", SqlValue::Text(m->checksum)},
-                                    {"baseline", SqlValue::Text(v)},
-                                    {"batch", SqlValue::Int(*batch)},
-                                    {"execution_ms", SqlValue::Int(0)}}}));
-    out += "  " + VersionLabel(m->version, m->name) + "\n";
-  }
-  stmts.push_back("COMMIT");
-  s = db.ExecSequence(stmts, nullptr);
-  if (!s.ok()) {
-    (void)db.Exec("ROLLBACK");
-    return HistoryError(s, "baseline failed; nothing was recorded");
-  }
   LogInfo("baseline.done",
-          {{"version", v}, {"recorded", static_cast<int64_t>(todo->size())}, {"batch", *batch}});
+          {{"version", v}, {"recorded", static_cast<int64_t>(todo->size())}, {"batch", batch}});
   PrintResult("baselined " + std::to_string(todo->size()) + " migration(s) up to " + v +
               " as applied (not run):\n" + out);
   return Status::Ok();

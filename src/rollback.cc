@@ -8,6 +8,7 @@
 #include "migrator.h"
 #include "operator.h"
 #include "section_runner.h"
+#include "transaction_lock.h"
 
 namespace pgboot {
 namespace {
@@ -19,7 +20,9 @@ class Downer {
   Downer(Database& db, const Config& cfg, History& history, Clock& clock)
       : history_(history), clock_(clock), runner_(db, history, clock, Options(cfg)) {}
 
-  Status Run(const RollbackStep& step) {
+  // `reopen`: transaction lock mode, the step's transaction is already open
+  // (SectionRunner::RunInTransaction).
+  Status Run(const RollbackStep& step, const std::function<Result<bool>()>& reopen = nullptr) {
     const HistoryRow& r = *step.row;
     SectionRun run{r.version, r.name, step.path, step.down, {}};
     if (step.source == "file" && r.down_sql && !StoredDownMatches(*step.file, r)) {
@@ -34,7 +37,7 @@ class Downer {
       // commit together, so a failure leaves the version applied and untouched.
       run.record = {history_.Delete(step.row->version),
                     history_.Audit(RolledBack(step, SqlValue::ServerElapsedMs()))};
-      return runner_.RunInTransaction({run}, /*synchronous_commit=*/true);
+      return runner_.RunInTransaction({run}, /*synchronous_commit=*/true, reopen);
     });
   }
 
@@ -159,6 +162,59 @@ bool IsProduction(const std::string& env) {
   return lower == "production";
 }
 
+namespace {
+
+// Transaction lock mode: each step in its own locked transaction, which
+// first re-checks that its version is still applied with the same checksum
+// and still the highest applied; else exit 6 naming it (earlier steps stay done).
+Status RollbackInTransactionMode(Database& db, const Config& cfg, History& history,
+                                 const std::vector<RollbackStep>& steps, Clock& clock) {
+  for (const RollbackStep& step : steps) {
+    if (!step.down->transactional) {
+      return RefuseInTransactionMode("rolling back " +
+                                     VersionLabel(step.row->version, step.row->name) +
+                                     " (its down section is transaction:false)");
+    }
+  }
+  TransactionLock lock(db, history, cfg, clock);
+  Downer downer(db, cfg, history, clock);
+  const int64_t start = clock.NowMs();
+  for (const RollbackStep& step : steps) {
+    const std::string label = VersionLabel(step.row->version, step.row->name);
+    auto open = [&]() -> Result<bool> {
+      if (Status s = lock.Open(); !s.ok()) return s;
+      auto view = history.ReadUnderLock(step.row->version);
+      Status stop = view.ok() ? Status::Ok() : view.status();
+      if (stop.ok() && (view->status != "applied" || view->checksum != step.row->checksum ||
+                        view->newest_applied != step.row->version)) {
+        stop = Status::Precondition(
+            "rollback of " + label +
+            " refused: another run changed the history meanwhile (it is no longer applied with "
+            "checksum " +
+            step.row->checksum + " as the highest applied version)");
+      }
+      if (stop.ok() && !view->unfinished_version.empty()) {
+        stop = Status::Precondition("rollback refused: " + view->unfinished_version +
+                                    " is marked " + view->unfinished_status +
+                                    "; fix the database by hand, then run `pgboot repair`");
+      }
+      if (!stop.ok()) {
+        lock.Rollback();
+        return stop;
+      }
+      return true;
+    };
+    Result<bool> go = open();
+    if (!go.ok()) return go.status();
+    if (Status s = downer.Run(step, open); !s.ok()) return s;
+  }
+  LogInfo("rollback.done",
+          {{"rolled_back", static_cast<int64_t>(steps.size())}, {"ms", clock.NowMs() - start}});
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status CheckProductionGuard(const Config& cfg, const RollbackOptions& options) {
   if (options.dry_run || options.allow_production || !IsProduction(cfg.env)) return Status::Ok();
   return Status::Precondition(
@@ -262,6 +318,11 @@ Status Rollback(Database& db, const Config& cfg, const std::vector<Migration>& f
     return Status::Ok();
   }
 
+  if (db.lock_mode() == LockMode::kTransaction) {
+    s = RefuseUnfinished(*rows, "rollback");
+    if (!s.ok()) return s;
+    return RollbackInTransactionMode(db, cfg, history, *steps, clock);
+  }
   MigrationLock lock(db, history, cfg, clock);
   rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();

@@ -103,9 +103,10 @@ SectionFailure SectionRunner::Attribute(const std::vector<SectionRun>& runs,
   return f;
 }
 
-Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs,
-                                       bool synchronous_commit) {
-  std::vector<std::string> stmts = {"BEGIN"};
+Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit,
+                                       const std::function<Result<bool>()>& reopen) {
+  std::vector<std::string> stmts;
+  if (!reopen) stmts = BeginStatements(db_);
   for (std::string& s : Settings(synchronous_commit)) stmts.push_back(std::move(s));
   std::vector<size_t> firsts;
   for (const SectionRun& run : runs) {
@@ -116,6 +117,11 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs,
   stmts.push_back("COMMIT");
   Backoff backoff(kRetryBaseMs, kRetryCapMs);
   for (int64_t attempt = 1;; ++attempt) {
+    if (reopen && attempt > 1) {
+      Result<bool> go = reopen();
+      if (!go.ok()) return go.status();
+      if (!*go) return Status::Ok();
+    }
     size_t failed = 0;
     Status s = db_.ExecSequence(stmts, &failed);
     if (s.ok()) return s;
@@ -170,7 +176,7 @@ Status SectionRunner::RunStatementByStatement(const SectionRun& run, size_t* fai
 }
 
 Status SectionRunner::Record(const std::vector<std::string>& writes, const std::string& what) {
-  std::vector<std::string> stmts = {"BEGIN"};
+  std::vector<std::string> stmts = BeginStatements(db_);
   stmts.insert(stmts.end(), writes.begin(), writes.end());
   stmts.push_back("COMMIT");
   Status s = db_.ExecSequence(stmts, nullptr);
@@ -197,9 +203,10 @@ Status SectionRunner::Failed(const SectionFailure& f, const std::vector<std::str
              {"reason", "interrupted by signal " + std::to_string(s.signal())}});
     if (!run.section->transactional) {
       // The statements before this one are committed: the audit log says so.
-      for (const std::string& w : writes) (void)db_.Exec(w);
       audit.fields.push_back({"signal", SqlValue::Int(s.signal())});
-      (void)db_.Exec(history_.Audit(audit));
+      std::vector<std::string> all = writes;
+      all.push_back(history_.Audit(audit));
+      (void)Record(all, "recording the interruption");
     }
     return s;
   }
@@ -209,10 +216,13 @@ Status SectionRunner::Failed(const SectionFailure& f, const std::vector<std::str
                                    {"sqlstate", s.sqlstate()},
                                    {"statement", static_cast<int64_t>(f.index + 1)},
                                    {"error", s.message()}});
-  for (const std::string& w : writes) (void)db_.Exec(w);
   audit.fields.push_back({"sqlstate", SqlValue::Text(s.sqlstate())});
   audit.fields.push_back({"message", SqlValue::Text(Redact(s.message()))});
-  (void)db_.Exec(history_.Audit(audit));
+  // In a transaction of its own: in transaction lock mode its SET LOCALs make
+  // the quoted message a standard string whatever the database's default.
+  std::vector<std::string> all = writes;
+  all.push_back(history_.Audit(audit));
+  (void)Record(all, "recording the failure");
   return s.WithMessage(options_.what + " " + Label(run) + " failed at " + loc + ": " +
                        (s.sqlstate().empty() ? "" : "SQLSTATE " + s.sqlstate() + ": ") +
                        s.message() + note);

@@ -88,15 +88,23 @@ class SectionRunner {
   // Retried from BEGIN per the policy. On failure everything is rolled back;
   // a failing statement is attributed to its run (Failed), a failure of
   // pgboot's own SQL says the run could not be recorded.
-  Status RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit);
+  //
+  // In transaction lock mode the caller opens each attempt's transaction
+  // itself (BEGIN, SET LOCALs, the lock, the re-check: TransactionLock):
+  // with `reopen` given, the first attempt's transaction is already open, and
+  // `reopen` opens the next attempt's; it answers false when another runner
+  // did the work meanwhile (its transaction rolled back): nothing is left to do.
+  Status RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit,
+                          const std::function<Result<bool>()>& reopen = nullptr);
 
   // transaction:false: each statement on its own, under statement_timeout.
   // On failure `*failed` is the failing statement's index. A transaction the
   // section opened and left open (or failed in) is rolled back.
   Status RunStatementByStatement(const SectionRun& run, size_t* failed);
 
-  // Runs `writes` in a transaction of their own; on failure rolls back and
-  // returns an Internal error naming `what`.
+  // Runs `writes` in a transaction of their own (opened by BeginStatements,
+  // so it carries the SET LOCALs in transaction lock mode); on failure rolls
+  // back and returns an Internal error naming `what`.
   Status Record(const std::vector<std::string>& writes, const std::string& what);
 
   // Reports a failed section: logs failed_event with file:line[:col], runs

@@ -95,7 +95,7 @@ class FakeDatabase : public Database {
   }
 
   Result<QueryResult> Exec(std::string_view sql, const std::vector<SqlParam>& params) override {
-    (void)params;
+    last_params = params;
     calls.push_back({false, {std::string(sql)}});
     return Run(std::string(sql));
   }
@@ -117,6 +117,7 @@ class FakeDatabase : public Database {
     (void)tick;
   }
   bool InTransaction() override { return in_transaction_; }
+  LockMode lock_mode() override { return mode; }
   int BackendPid() override { return 4242; }
   std::string DatabaseName() override { return "app"; }
   int ServerVersion() override { return 150000; }
@@ -150,6 +151,8 @@ class FakeDatabase : public Database {
 
   std::vector<Rule> rules;
   std::vector<Call> calls;
+  LockMode mode = LockMode::kSession;  // as the connection's verdict would say
+  std::vector<SqlParam> last_params;   // of the latest Exec (on_statement can read them)
   int64_t ticker_ms = 0;
   // Runs before each statement is answered (a test changes the script meanwhile).
   std::function<void(const std::string&)> on_statement;
@@ -168,7 +171,7 @@ class FakeDatabase : public Database {
     Rule* rule = Find(rules, sql);
     if (!rule) rule = Find(defaults_, sql);
     const bool fails = rule && !rule->error.ok();
-    if (sql == "BEGIN") in_transaction_ = true;
+    if (sql.rfind("BEGIN", 0) == 0) in_transaction_ = true;
     if (sql == "COMMIT" || sql == "ROLLBACK") in_transaction_ = false;
     if (fails) return rule->error;
     return rule ? rule->result : QueryResult{};
