@@ -369,6 +369,63 @@ class MixedModesTest(PoolerCase):
         self.assertEqual(len([a for a in audit(self.db) if a[0] == "applied"]), 2)
 
 
+class OperatorTest(PoolerCase):
+    """rollback, repair and baseline through the pooler, each under the transaction lock."""
+
+    def files(self):
+        return {"1_a.sql": "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
+                "2_b.sql": "-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n",
+                "3_c.sql": "-- migrate:up\nCREATE TABLE c (id int);\n-- migrate:down\nDROP TABLE c;\n"}
+
+    def test_rollback_through_the_pooler(self):
+        mig = temp_migrations(self, self.files())
+        env = {"DATABASE_URL": self.pooled}
+        self.assertExit(self.pgboot(["migrate", "--migrations-dir", mig], env=env), 0)
+        cp = self.pgboot(["rollback", "--steps", "2", "--migrations-dir", mig], env=env)
+        self.assertExit(cp, 0)
+        self.assertEqual(self.lock_mode(cp)["mode"], "transaction")
+        self.assertEqual(history(self.db), {"1": "applied"})
+        self.assertFalse(table_exists(self.db, "c"))
+        self.assertFalse(table_exists(self.db, "b"))
+        self.assertEqual([a[1] for a in audit(self.db) if a[0] == "rolled_back"], ["3", "2"])
+
+    def test_rollback_refuses_a_transaction_false_down_through_the_pooler(self):
+        files = self.files()
+        files["3_c.sql"] = ("-- migrate:up\nCREATE TABLE c (id int);\n"
+                            "-- migrate:down transaction:false\nDROP TABLE c;\n")
+        mig = temp_migrations(self, files)
+        self.assertExit(self.pgboot(["migrate", "--migrations-dir", mig],
+                                    env={"DATABASE_URL": self.direct}), 0)
+        cp = self.pgboot(["rollback", "--migrations-dir", mig], env={"DATABASE_URL": self.pooled})
+        self.assertExit(cp, 2)
+        self.assertIn("--lock-mode session", cp.stderr)
+        self.assertTrue(table_exists(self.db, "c"))
+
+    def test_repair_through_the_pooler(self):
+        mig = temp_migrations(self, self.files())
+        env = {"DATABASE_URL": self.pooled}
+        self.assertExit(self.pgboot(["migrate", "--migrations-dir", mig], env=env), 0)
+        admin_sql("UPDATE pgboot_history SET checksum = 'old' WHERE version = '2'", self.db)
+        admin_sql("INSERT INTO pgboot_history (version, name, checksum, status, applied_by, batch) "
+                  "VALUES ('4', 'd', 'x', 'failed', 'test', 9)", self.db)
+        cp = self.pgboot(["repair", "--yes", "--migrations-dir", mig], env=env)
+        self.assertExit(cp, 0)
+        self.assertEqual(history(self.db), {"1": "applied", "2": "applied", "3": "applied"})
+        repaired = [a[1] for a in audit(self.db) if a[0] == "repaired"]
+        self.assertEqual(sorted(repaired), ["2", "4"])
+        self.assertExit(self.pgboot(["validate", "--migrations-dir", mig], env=env), 0)
+
+    def test_baseline_through_the_pooler(self):
+        mig = temp_migrations(self, self.files())
+        env = {"DATABASE_URL": self.pooled}
+        cp = self.pgboot(["baseline", "2", "--migrations-dir", mig], env=env)
+        self.assertExit(cp, 0)
+        self.assertEqual(history(self.db), {"1": "applied", "2": "applied"})
+        self.assertFalse(table_exists(self.db, "a"))
+        self.assertExit(self.pgboot(["migrate", "--migrations-dir", mig], env=env), 0)
+        self.assertEqual(history(self.db), {"1": "applied", "2": "applied", "3": "applied"})
+
+
 class RunModeTest(PoolerCase):
     def test_run_mode_migrates_through_the_pooler_then_execs(self):
         mig = temp_migrations(self, slow_set(5, slow=()))
