@@ -221,9 +221,6 @@ Status ResetCommand(const Invocation& inv, const Config& cfg) {
   if (Status guard = CheckResetGuard(cfg); !guard.ok()) return guard;
   auto loaded = LoadFilesAndConnect(cfg);
   if (!loaded.ok()) return loaded.status();
-  if (inv.yes) {
-    if (Status s = RefuseTransactionMode(*loaded->db); !s.ok()) return s;
-  }
   return Reset(*loaded->db, cfg, loaded->files, inv.yes, RealClock());
 }
 

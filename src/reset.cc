@@ -5,6 +5,8 @@
 #include "migrator.h"
 #include "operator.h"
 #include "rollback.h"
+#include "transaction_lock.h"
+#include "transaction_migrate.h"
 
 namespace pgboot {
 
@@ -42,6 +44,19 @@ Status Reset(Database& db, const Config& cfg, const std::vector<Migration>& file
            cfg.migrations_dir + "\nnothing was changed; rerun with --yes to do it\n";
     PrintResult(out);
     return Status::Findings("reset needs --yes");
+  }
+  if (db.lock_mode() == LockMode::kTransaction) {
+    // Both halves are refused before either runs (docs/reference.md, "Lock modes").
+    for (const RollbackStep& step : *steps) {
+      if (!step.down->transactional) {
+        return RefuseInTransactionMode("reset: rolling back " +
+                                       VersionLabel(step.row->version, step.row->name) +
+                                       " (its down section is transaction:false)");
+      }
+    }
+    std::vector<const Migration*> ups;
+    for (const Migration& m : files) ups.push_back(&m);
+    if (Status r = RefuseNonTransactional(ups, "reset: running"); !r.ok()) return r;
   }
   if (!steps->empty()) {
     s = Rollback(db, cfg, files, all, clock);

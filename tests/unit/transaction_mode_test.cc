@@ -8,6 +8,7 @@
 
 #include "exit_code.h"
 #include "fakes.h"
+#include "history.h"
 #include "log.h"
 #include "migrator.h"
 #include "operator.h"
@@ -74,8 +75,9 @@ void Wire(FakeDatabase& db, World& w) {
     } else if (Has(sql, "INSERT INTO \"public\".\"pgboot_history\" (")) {
       const size_t v0 = sql.find("VALUES ('") + 9;
       const std::string version = sql.substr(v0, sql.find('\'', v0) - v0);
-      const size_t b0 = sql.rfind(", ") + 2;
-      w.rows[version] = {"sum" + version, std::stoll(sql.substr(b0, sql.size() - b0 - 1))};
+      // The batch follows the applied_by literal.
+      const std::string by = SqlLiteral(AppliedBy()) + ", ";
+      w.rows[version] = {"sum" + version, std::stoll(sql.substr(sql.find(by) + by.size()))};
     }
   };
 }
