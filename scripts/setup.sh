@@ -18,7 +18,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config file
       busybox-static util-linux python3 python3-yaml procps
       docker-compose
       pgbouncer openssl
-      clang-14 libclang-rt-14-dev)  # libFuzzer + sanitizer runtimes (tests/fuzz)
+      clang-14 libclang-rt-14-dev  # libFuzzer + sanitizer runtimes (tests/fuzz)
+      qemu-user-static)  # runs the cross-built arm64 binary and its unit tests (tests/arm64)
 
 missing=()
 for p in "${PKGS[@]}"; do

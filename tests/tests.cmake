@@ -53,6 +53,9 @@ pgboot_python_suites(harness tests/harness)
 # Kills, restarts, bad peers and inputs against the built binary (a few minutes).
 pgboot_python_suites(fault tests/fault)
 
+# The linux/arm64 release binary, cross-built, under qemu-user (label arm64).
+include(${CMAKE_CURRENT_LIST_DIR}/arm64/arm64.cmake)
+
 # Real OCI images in podman (label container; CI runs them after the fast suites).
 include(${CMAKE_CURRENT_LIST_DIR}/container/container.cmake)
 # docker-compose through podman's socket, Kubernetes/Helm examples, tested docs.
