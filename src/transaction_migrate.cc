@@ -203,7 +203,7 @@ class TransactionApplier {
             m.name,
             m.up_path,
             &m.up,
-            {history_.RecordApplied(m, batch_, ms), history_.Audit(audit)}};
+            {history_.RecordApplied(m, batch_, ms), history_.Audit(audit), history_.Notify()}};
   }
 
   const Config& cfg_;
