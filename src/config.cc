@@ -2,13 +2,13 @@
 #include "config.h"
 
 #include <toml++/toml.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+
+#include "input_file.h"
+#include "toml_limits.h"
 
 namespace pgboot {
 namespace {
@@ -42,6 +42,17 @@ constexpr SettingTarget Duration{SettingKind::kDuration, [](const std::string& v
                                    c.*F = *d;
                                    return Status::Ok();
                                  }};
+
+// A duration that must not be 0 (a backoff cap of 0 would spin).
+template <int64_t Config::*F>
+constexpr SettingTarget PositiveDuration{
+    SettingKind::kDuration, [](const std::string& v, Config& c) {
+      auto d = ParseDuration(v);
+      if (!d.ok()) return d.status();
+      if (*d <= 0) return Status::Usage("must be greater than 0, e.g. 250ms or 1s");
+      c.*F = *d;
+      return Status::Ok();
+    }};
 
 template <int64_t Config::*F>
 constexpr SettingTarget Count{SettingKind::kCount, [](const std::string& v, Config& c) {
@@ -127,7 +138,7 @@ const SettingSpec kSpecs[] = {
      Duration<&Config::wait_timeout_ms>,
      "Give up waiting for the database after this long (0 = forever)"},
     {"wait-max-interval", "PGBOOT_WAIT_MAX_INTERVAL", nullptr, "wait.max_interval", "1s",
-     Duration<&Config::wait_max_interval_ms>,
+     PositiveDuration<&Config::wait_max_interval_ms>,
      "Backoff cap while the server answers 'too many connections'"},
     {"lock-timeout", "PGBOOT_LOCK_TIMEOUT", nullptr, "lock.timeout", "15m",
      Duration<&Config::lock_timeout_ms>,
@@ -184,6 +195,7 @@ const SettingSpec kSpecs[] = {
 struct Sourced {
   std::string value;
   std::string source;
+  const char* toml_type = nullptr;  // "string", "boolean" or "integer" for a TOML value
 };
 
 Status Bad(const SettingSpec& spec, const Sourced& v, const std::string& why) {
@@ -242,11 +254,11 @@ Status FlattenToml(const toml::table& t, const std::string& prefix, const std::s
       Status s = FlattenToml(*sub, key, file, out);
       if (!s.ok()) return s;
     } else if (auto str = node.value<std::string>(); str && node.is_string()) {
-      (*out)[key] = {*str, src};
+      (*out)[key] = {*str, src, "string"};
     } else if (node.is_boolean()) {
-      (*out)[key] = {*node.value<bool>() ? "true" : "false", src};
+      (*out)[key] = {*node.value<bool>() ? "true" : "false", src, "boolean"};
     } else if (node.is_integer()) {
-      (*out)[key] = {std::to_string(*node.value<int64_t>()), src};
+      (*out)[key] = {std::to_string(*node.value<int64_t>()), src, "integer"};
     } else {
       return Status::Usage(file + ": key " + key + " must be a string, boolean or integer");
     }
@@ -254,12 +266,25 @@ Status FlattenToml(const toml::table& t, const std::string& prefix, const std::s
   return Status::Ok();
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Usage("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Whether a TOML value of `type` may set a setting of `kind`: text settings
+// take strings only (`dir = true` is no directory "true"); booleans and counts
+// also take their TOML type; durations take a string, or the integer 0.
+bool TomlTypeFits(SettingKind kind, const Sourced& v, const char** expected) {
+  const std::string_view type = v.toml_type;
+  switch (kind) {
+    case SettingKind::kBool:
+      *expected = "a boolean";
+      return type == "boolean" || type == "string";
+    case SettingKind::kCount:
+      *expected = "an integer";
+      return type == "integer" || type == "string";
+    case SettingKind::kDuration:
+      *expected = "a string such as \"30s\" (or 0)";
+      return type == "string" || (type == "integer" && v.value == "0");
+    default:
+      *expected = "a string";
+      return type == "string";
+  }
 }
 
 }  // namespace
@@ -359,10 +384,16 @@ EnvLookup ProcessEnv() {
 
 namespace {
 
-// The TOML file to read: --config, else PGBOOT_CONFIG (both must be readable),
-// else `default_file` when it exists; "" for none.
-Result<std::string> FindConfigFile(const FlagValues& flags, const EnvLookup& env,
-                                   const std::string& default_file) {
+struct ConfigFile {
+  std::string path;  // "" for none
+  std::string text;
+};
+
+// The TOML file to read: --config, else PGBOOT_CONFIG (both must exist), else
+// `default_file` when it exists. Read with ReadInputFile: a FIFO, directory or
+// device is refused at once.
+Result<ConfigFile> FindConfigFile(const FlagValues& flags, const EnvLookup& env,
+                                  const std::string& default_file) {
   std::optional<std::string> named;
   if (auto it = flags.find("config"); it != flags.end()) {
     named = it->second;
@@ -370,22 +401,26 @@ Result<std::string> FindConfigFile(const FlagValues& flags, const EnvLookup& env
     named = env("PGBOOT_CONFIG");
   }
   if (named) {
-    if (access(named->c_str(), R_OK) != 0) {
-      return Status::Usage("cannot read configuration file " + *named);
-    }
-    return *named;
+    auto text = ReadInputFile(*named, "configuration file");
+    if (!text.ok()) return text.status();
+    return ConfigFile{*named, std::move(*text)};
   }
-  if (!default_file.empty() && access(default_file.c_str(), F_OK) == 0) return default_file;
-  return std::string();
+  if (default_file.empty()) return ConfigFile{};
+  auto text = ReadOptionalInputFile(default_file, "configuration file");
+  if (!text.ok()) return text.status();
+  if (!*text) return ConfigFile{};
+  return ConfigFile{default_file, std::move(**text)};
 }
 
 // The file's values by dotted key; every key must be a setting's.
-Result<std::map<std::string, Sourced>> ReadConfigFile(const std::string& path) {
+Result<std::map<std::string, Sourced>> ReadConfigFile(const ConfigFile& file) {
   std::map<std::string, Sourced> values;
+  const std::string& path = file.path;
   if (path.empty()) return values;
+  if (Status s = CheckTomlNesting(file.text, path); !s.ok()) return s;
   toml::table parsed;
   try {
-    parsed = toml::parse_file(path);
+    parsed = toml::parse(file.text, path);
   } catch (const toml::parse_error& err) {
     return Status::Usage(path + ":" + std::to_string(err.source().begin.line) + ":" +
                          std::to_string(err.source().begin.column) + ": " +
@@ -414,10 +449,9 @@ Result<std::optional<Sourced>> FromEnvPair(const char* name, const char* file_na
   if (from_env)
     return std::optional<Sourced>(Sourced{*from_env, std::string("environment ") + name});
   if (!from_file) return std::optional<Sourced>();
-  auto content = ReadWholeFile(*from_file);
-  if (!content.ok())
-    return Status::Usage(std::string("cannot read ") + file_name + " " + *from_file);
-  std::string text = *content;
+  auto content = ReadInputFile(*from_file, file_name);
+  if (!content.ok()) return content.status();
+  std::string text = std::move(*content);
   if (!text.empty() && text.back() == '\n') text.pop_back();
   if (!text.empty() && text.back() == '\r') text.pop_back();
   return std::optional<Sourced>(
@@ -446,14 +480,6 @@ Result<Sourced> Resolve(const SettingSpec& spec, const FlagValues& flags, const 
   return Sourced{spec.default_value, "default"};
 }
 
-// Rules across settings, once every value is in.
-Status Validate(const Config& cfg) {
-  if (cfg.wait_max_interval_ms <= 0) {
-    return Status::Usage("--wait-max-interval must be greater than 0");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup,
@@ -464,18 +490,20 @@ Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env_lookup,
     if (v && v->empty()) return std::nullopt;
     return v;
   };
-  auto path = FindConfigFile(flags, env, default_file);
-  if (!path.ok()) return path.status();
-  auto toml_values = ReadConfigFile(*path);
+  auto file = FindConfigFile(flags, env, default_file);
+  if (!file.ok()) return file.status();
+  auto toml_values = ReadConfigFile(*file);
   if (!toml_values.ok()) return toml_values.status();
 
   Config cfg;
   for (const SettingSpec& spec : kSpecs) {
     auto v = Resolve(spec, flags, env, *toml_values);
     if (!v.ok()) return v.status();
+    if (const char* expected = ""; v->toml_type && !TomlTypeFits(spec.target.kind, *v, &expected)) {
+      return Bad(spec, *v, std::string("a TOML ") + v->toml_type + ", expected " + expected);
+    }
     if (Status s = spec.target.apply(v->value, cfg); !s.ok()) return Bad(spec, *v, s.message());
   }
-  if (Status s = Validate(cfg); !s.ok()) return s;
   return cfg;
 }
 
