@@ -6,9 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 namespace pgboot {
 namespace {
@@ -162,26 +164,134 @@ std::string RedactKeyValues(std::string_view in) {
   return out;
 }
 
-bool MayHoldPassword(std::string_view conninfo) {
-  std::string lower(conninfo);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.find("password") != std::string::npos ||
-         (lower.find("://") != std::string::npos && lower.find('@') != std::string::npos);
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-std::string MaskQuoted(std::string_view text) {
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+// %XX decoded where it is well-formed (libpq decodes URI parts before quoting them).
+std::string PercentDecoded(std::string_view s) {
   std::string out;
-  bool in_quote = false;
-  for (char c : text) {
-    if (c == '"') {
-      out += c;
-      if (!in_quote) out += "***";
-      in_quote = !in_quote;
-    } else if (!in_quote) {
-      out += c;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
     }
   }
   return out;
+}
+
+// The password a URI's author meant: after `scheme://user:` up to the last '@'
+// of the string. libpq stops at the first '@' or '/', so an unescaped '@', '/'
+// or ':' in a password makes it parse pieces of it as host, port or dbname,
+// which its messages then quote.
+void UriPasswords(std::string_view conninfo, std::vector<std::string>* out) {
+  const size_t scheme = conninfo.find("://");
+  if (scheme == std::string_view::npos) return;
+  const std::string_view rest = conninfo.substr(scheme + 3);
+  const size_t at = rest.rfind('@');
+  if (at == std::string_view::npos) return;
+  const std::string_view userinfo = rest.substr(0, at);
+  const size_t colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return;
+  out->emplace_back(userinfo.substr(colon + 1));
+}
+
+// `password=` values: of a key/value string (quoted, or unquoted up to the next
+// ` key=` since an unquoted value with a space is what its author meant) and
+// of a URI query (up to '&').
+void KeyValuePasswords(std::string_view conninfo, std::vector<std::string>* out) {
+  const std::string lower = Lower(conninfo);
+  for (size_t at = lower.find("password"); at != std::string::npos;
+       at = lower.find("password", at + 1)) {
+    size_t j = at + 8;
+    while (j < lower.size() && (lower[j] == ' ' || lower[j] == '\t')) ++j;
+    if (j >= lower.size() || lower[j] != '=') continue;
+    const bool query = at > 0 && (lower[at - 1] == '?' || lower[at - 1] == '&');
+    ++j;
+    while (!query && j < lower.size() && (lower[j] == ' ' || lower[j] == '\t')) ++j;
+    std::string value;
+    if (query) {
+      while (j < conninfo.size() && conninfo[j] != '&') value += conninfo[j++];
+    } else if (j < conninfo.size() && conninfo[j] == '\'') {
+      for (++j; j < conninfo.size() && conninfo[j] != '\''; ++j) {
+        if (conninfo[j] == '\\' && j + 1 < conninfo.size()) ++j;
+        value += conninfo[j];
+      }
+    } else {
+      // Up to the next word followed by '=' (the next key), or the end.
+      size_t end = j;
+      while (end < conninfo.size()) {
+        size_t space = conninfo.find_first_of(" \t\n", end);
+        if (space == std::string_view::npos) {
+          end = conninfo.size();
+          break;
+        }
+        const size_t word = conninfo.find_first_not_of(" \t\n", space);
+        if (word == std::string_view::npos) {
+          end = space;
+          break;
+        }
+        // `key=` or `key =`: the next key begins at `word`.
+        size_t eq = conninfo.find_first_of("= \t\n", word);
+        if (eq != std::string_view::npos) eq = conninfo.find_first_not_of(" \t\n", eq);
+        if (eq != std::string_view::npos && conninfo[eq] == '=' && eq > word) {
+          end = space;
+          break;
+        }
+        end = word;
+      }
+      value = std::string(conninfo.substr(j, end - j));
+    }
+    out->push_back(value);
+  }
+}
+
+// Marks in `covered` every run of at least min(4, |secret|) characters of
+// `text` that also occurs in `secret`.
+void MarkRuns(std::string_view text, std::string_view secret, std::vector<bool>* covered) {
+  const size_t need = std::min<size_t>(4, secret.size());
+  if (need == 0) return;
+  for (size_t i = 0; i < text.size(); ++i) {
+    size_t longest = 0;
+    for (size_t j = secret.find(text[i]); j != std::string_view::npos;
+         j = secret.find(text[i], j + 1)) {
+      size_t m = 0;
+      while (i + m < text.size() && j + m < secret.size() && text[i + m] == secret[j + m]) ++m;
+      longest = std::max(longest, m);
+    }
+    if (longest < need) continue;
+    for (size_t k = i; k < i + longest; ++k) (*covered)[k] = true;
+  }
+}
+
+// The length of the valid UTF-8 sequence of two or more bytes at s[i], or 0
+// (overlong forms, surrogates and code points above U+10FFFF are invalid).
+size_t Utf8Length(std::string_view s, size_t i) {
+  auto b = [&](size_t k) -> unsigned {
+    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
+  };
+  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return b(k) >= lo && b(k) <= hi;
+  };
+  const unsigned c = b(0);
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+  if (c >= 0xE1 && c <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
 }
 
 }  // namespace
@@ -189,15 +299,42 @@ std::string MaskQuoted(std::string_view text) {
 std::string Redact(std::string_view text) { return RedactKeyValues(RedactUris(text)); }
 
 std::string MaskConninfoError(std::string_view conninfo, std::string_view message) {
-  if (!MayHoldPassword(conninfo)) return std::string(message);
-  return MaskQuoted(message);
+  std::vector<std::string> secrets;
+  UriPasswords(conninfo, &secrets);
+  KeyValuePasswords(conninfo, &secrets);
+  const size_t n = secrets.size();
+  for (size_t i = 0; i < n; ++i) secrets.push_back(PercentDecoded(secrets[i]));
+  std::vector<bool> covered(message.size(), false);
+  for (const std::string& secret : secrets) MarkRuns(message, secret, &covered);
+  std::string out;
+  for (size_t i = 0; i < message.size(); ++i) {
+    if (!covered[i]) {
+      out += message[i];
+    } else if (i == 0 || !covered[i - 1]) {
+      out += "***";
+    }
+  }
+  return out;
 }
 
 std::string JsonQuote(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // JSON text is UTF-8: a byte that starts no valid sequence (a misbehaving
+      // server, a file name) becomes U+FFFD.
+      const size_t len = Utf8Length(s, i);
+      if (len == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(s.substr(i, len));
+        i += len - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";
@@ -283,7 +420,8 @@ void PrintResult(std::string_view text) {
 
 void WriteTerminationLog(const std::string& path, std::string_view reason) {
   if (path.empty() || access(path.c_str(), W_OK) != 0) return;
-  int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);  // never create it
+  // Never create it; O_NONBLOCK: a FIFO without a reader must not hang pgboot.
+  int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return;
   std::string line = Redact(reason);
   for (char& c : line) {

@@ -57,11 +57,13 @@ void PrintResult(std::string_view text);
 // `&password=` query parameters.
 std::string Redact(std::string_view text);
 
-// Masks what libpq's conninfo parser quotes in `message` when `conninfo` may
-// carry a password (a URI with userinfo, a password key or parameter): the
-// quoted piece it could not parse may be (part of) the password, e.g.
-// `invalid percent-encoded token: "s3cr%t"`. Every quoted piece becomes "***";
-// otherwise `message` is returned as it is.
+// Masks in `message` (libpq's words about `conninfo`) every run of at least
+// min(4, its length) characters of a password `conninfo` carries, as its
+// author meant it: a URI's from `user:` to the last '@' (libpq stops at the
+// first '@' or '/' and then quotes pieces of the password as host, port or
+// dbname), `password=` values (unquoted ones up to the next `key=`) and
+// `?password=` parameters, each also percent-decoded. Each masked run becomes
+// "***"; everything else is kept, so the message still says what is wrong.
 std::string MaskConninfoError(std::string_view conninfo, std::string_view message);
 
 // Formats a JSON string literal (with quotes) of `s`, escaping as RFC 8259 requires.

@@ -190,7 +190,7 @@ AttemptOutcome ProbeAndSettle(std::unique_ptr<PgDatabase> db, LockMode requested
   return out;
 }
 
-AttemptOutcome AttemptOnce(const ConnectOptions& opts, int64_t deadline_ms, Clock& clock) {
+AttemptOutcome AttemptUnmasked(const ConnectOptions& opts, int64_t deadline_ms, Clock& clock) {
   Result<ConnectParams> params = ConnectParams::Build(opts);
   if (!params.ok()) return Outcome(AnswerKind::kConfig, params.status().message());
   params->Seal();
@@ -204,6 +204,15 @@ AttemptOutcome AttemptOnce(const ConnectOptions& opts, int64_t deadline_ms, Cloc
   }
   return ProbeAndSettle(std::make_unique<PgDatabase>(conn.release(), clock), opts.lock_mode,
                         deadline_ms, started, clock);
+}
+
+// libpq's messages quote pieces of the conninfo: a password with an unescaped
+// '/', '@' or ':' is parsed in part as port, host or dbname and would reach
+// every wait.retry line and the termination log (docs/reference.md, "Passwords").
+AttemptOutcome AttemptOnce(const ConnectOptions& opts, int64_t deadline_ms, Clock& clock) {
+  AttemptOutcome out = AttemptUnmasked(opts, deadline_ms, clock);
+  out.reason = MaskConninfoError(opts.conninfo, out.reason);
+  return out;
 }
 
 }  // namespace

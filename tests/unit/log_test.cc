@@ -35,22 +35,68 @@ TEST_CASE("redaction of every password form") {
         "two: postgres://a:***@h/d and postgresql://b:***@h/d");
 }
 
-TEST_CASE("a conninfo parse error is masked only when the conninfo may hold a password") {
+TEST_CASE("libpq's words about a conninfo keep everything but the password's pieces") {
   const std::string err = "invalid percent-encoded token: \"s3cr%t\"";
   CHECK(MaskConninfoError("postgres://app:s3cr%t@db/app", err) ==
         "invalid percent-encoded token: \"***\"");
   CHECK(MaskConninfoError("host=db PASSWORD=s3cr%t", err) ==
         "invalid percent-encoded token: \"***\"");
   CHECK(MaskConninfoError("postgres://db/app?password=x", "missing \"=\" after \"x\"") ==
-        "missing \"***\" after \"***\"");
+        "missing \"=\" after \"***\"");
+  // A scheme typo: the parser quotes the whole string; only the password goes.
+  CHECK(MaskConninfoError("postgre://u:secretpw@h/db",
+                          "missing \"=\" after \"postgre://u:secretpw@h/db\" in connection "
+                          "info string") ==
+        "missing \"=\" after \"postgre://u:***@h/db\" in connection info string");
   // Nothing secret in it: the parser's quote is the user's best clue.
   CHECK(MaskConninfoError("postgres://db/a%zz", "invalid percent-encoded token: \"a%zz\"") ==
         "invalid percent-encoded token: \"a%zz\"");
 }
 
+TEST_CASE("an unescaped '/', '@' or ':' in a URI password leaves no piece of it in libpq's words") {
+  // What libpq 15 says about each (it parses pieces of the password as port, host or dbname).
+  CHECK(MaskConninfoError("postgres://u:Leak/Sl4sh@h/db",
+                          "invalid integer value \"Leak\" for connection option \"port\"") ==
+        "invalid integer value \"***\" for connection option \"port\"");
+  CHECK(MaskConninfoError("postgres://u:Le@kAtt4ck@h/db",
+                          "could not translate host name \"kAtt4ck@h\" to address: Name or "
+                          "service not known") ==
+        "could not translate host name \"***@h\" to address: Name or service not known");
+  // Runs shorter than 4 characters stay (docs/reference.md): "kAt" of "Le@kAt".
+  CHECK(MaskConninfoError("postgres://u:Le@kAt@h/db", "host \"kAt@h\"") == "host \"kAt@h\"");
+  CHECK(MaskConninfoError("postgres://u:ab/cd:ef@127.0.0.1/db",
+                          "could not connect: database \"cd:ef@127.0.0.1/db\"") ==
+        "could not connect: database \"***@127.0.0.1/db\"");
+  CHECK(MaskConninfoError("postgres://u:p%40ss%2Fword@h/db", "host \"p@ss/word\"") ==
+        "host \"***\"");
+  // A short password: the whole of it, wherever libpq quotes it.
+  CHECK(MaskConninfoError("postgres://u:a/b@h/db", "port \"a\", db \"b@h/db\"") ==
+        "port \"a\", db \"b@h/db\"");
+  CHECK(MaskConninfoError("postgres://u:a/b@h/db", "value \"a/b\"") == "value \"***\"");
+}
+
+TEST_CASE("an unquoted key/value password with a space is masked up to the next key") {
+  CHECK(MaskConninfoError("host=127.0.0.1 password=my secret",
+                          "invalid connection option \"secret\"") ==
+        "invalid connection option \"***\"");
+  CHECK(MaskConninfoError("password=hunter2 host = h1", "host \"h1\" and \"hunter2\"") ==
+        "host \"h1\" and \"***\"");
+  CHECK(MaskConninfoError("password='it\\'s x' host=h", "\"it's x\" at \"h\"") ==
+        "\"***\" at \"h\"");
+}
+
 TEST_CASE("JSON quoting escapes control characters") {
   CHECK(JsonQuote("a\"b\\c\n\t\x01") == "\"a\\\"b\\\\c\\n\\t\\u0001\"");
   CHECK(JsonQuote("héllo") == "\"héllo\"");
+}
+
+TEST_CASE("JSON strings are valid UTF-8 whatever the bytes") {
+  CHECK(JsonQuote("a\xff"
+                  "b") == "\"a\\ufffdb\"");
+  CHECK(JsonQuote("\xc3") == "\"\\ufffd\"");                        // truncated sequence
+  CHECK(JsonQuote("\xc0\xaf") == "\"\\ufffd\\ufffd\"");             // overlong '/'
+  CHECK(JsonQuote("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
+  CHECK(JsonQuote("\xf0\x9f\x98\x80 \xe2\x82\xac") == "\"\xf0\x9f\x98\x80 \xe2\x82\xac\"");
 }
 
 TEST_CASE("termination log is written only when the file exists, one redacted line") {
