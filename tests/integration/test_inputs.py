@@ -7,20 +7,20 @@ true` became the directory "true", libpq quoted pieces of passwords, JSON lines
 carried a server's raw bytes, and two messages named too little or too much."""
 import os
 import pathlib
-import socket
-import sys
-import threading
-import time
+import subprocess
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-import common  # noqa: E402
-from common import run  # noqa: E402
+from harness.case import PgbootTestCase, time_limit
+from harness.files import temp_dir
+from harness.listeners import garbage_listener
+from harness.logs import events, parse_json_lines
+from harness.proc import clean_env, pgboot_bin, run
+from harness.server import closed_url, free_port, new_database, url
 
 
 def exit_reason(cp):
     """The reason of the final `exit` log line (either format)."""
-    return [e for e in common.events(cp.stderr) if e["event"] == "exit"][-1]["reason"]
+    return [e for e in events(cp.stderr) if e["event"] == "exit"][-1]["reason"]
 
 
 def password_runs(text, password, others=()):
@@ -33,16 +33,16 @@ def password_runs(text, password, others=()):
                    if password[i:i + k] in text})
 
 
-class FileInputs(common.PgbootTestCase):
+class FileInputs(PgbootTestCase):
     def setUp(self):
-        self.dir = pathlib.Path(str(self.temp_dir()))
+        self.dir = pathlib.Path(str(temp_dir(self)))
 
     def inputs(self, path):
         """(label, args, env, cwd) naming `path` as each file input."""
         cwd = self.dir / ("cwd-%d" % len(os.listdir(self.dir)))
         os.makedirs(cwd)
         os.symlink(path, cwd / "pgboot.toml")
-        url = common.closed_url()
+        url = closed_url()
         return [
             ("DATABASE_URL_FILE", ["wait"], {"DATABASE_URL_FILE": str(path)}, None),
             ("--config", ["wait", "--config", str(path), "--database-url", url], {}, None),
@@ -56,7 +56,7 @@ class FileInputs(common.PgbootTestCase):
             with self.subTest(input=label, kind=kind):
                 cp = run(args + ["--wait-timeout", "20s"], env=env, cwd=cwd, timeout=10)
                 self.assertExit(cp, 2)
-                self.assertLess(cp.elapsed, 2.0, "refused at once, not after the wait")
+                self.assertLess(cp.elapsed, time_limit(2.0), "refused at once, not after the wait")
                 reason = exit_reason(cp)
                 self.assertIn("pgboot.toml" if cwd else str(path), reason)
                 self.assertIn(kind, reason)
@@ -75,11 +75,11 @@ class FileInputs(common.PgbootTestCase):
         self.assertRefusedAtOnce("/dev/zero", "a character device")
 
     def test_kubernetes_secret_symlinks_keep_working(self):
-        db = self.new_database()
+        db = new_database(self)
         data = self.dir / "..2026_12_01_10_00_00.1"
         os.makedirs(data)
         with open(data / "url", "w") as f:
-            f.write(common.url(db) + "\n")
+            f.write(url(db) + "\n")
         with open(data / "pgboot.toml", "w") as f:
             f.write('[wait]\ntimeout = "10s"\n')
         os.symlink(data.name, self.dir / "..data")
@@ -92,15 +92,15 @@ class FileInputs(common.PgbootTestCase):
         self.assertExit(cp, 0)
 
 
-class TomlInputs(common.PgbootTestCase):
+class TomlInputs(PgbootTestCase):
     def config(self, text):
-        return self.temp_dir().write("pgboot.toml", text)
+        return temp_dir(self).write("pgboot.toml", text)
 
     def test_deep_nesting_is_exit_2_naming_the_file_never_a_crash(self):
         for text in ["a" + ".a" * 99999 + " = 1\n", "[" + "a." * 19999 + "a]\n",
                      "x = " + "[" * 20000 + "\n"]:
             cfg = self.config(text)
-            cp = run(["wait", "--config", cfg, "--database-url", common.closed_url()])
+            cp = run(["wait", "--config", cfg, "--database-url", closed_url()])
             self.assertExit(cp, 2)  # was -11 (SIGSEGV) for the first two
             self.assertIn(str(cfg), cp.stderr)
             self.assertIn("nested too deeply", cp.stderr)
@@ -110,17 +110,17 @@ class TomlInputs(common.PgbootTestCase):
                           ("[wait]\ntimeout = 30\n", "wait.timeout"),
                           ("[log]\nlevel = 1\n", "log.level")]:
             cfg = self.config(text)
-            cp = run(["status", "--config", cfg, "--database-url", common.closed_url()])
+            cp = run(["status", "--config", cfg, "--database-url", closed_url()])
             self.assertExit(cp, 2)
             self.assertIn("key " + key, cp.stderr)
 
 
-class Passwords(common.PgbootTestCase):
+class Passwords(PgbootTestCase):
     """A URI password with an unescaped '/', '@' or ':' (libpq parses pieces of it as
     port, host or dbname and quotes them): no 4 characters of it in any line."""
 
     def check(self, uri, password, others, code):
-        term = self.temp_dir().write("termination-log", "")
+        term = temp_dir(self).write("termination-log", "")
         for fmt in ("text", "json"):
             cp = run(["wait", "--database-url", uri, "--wait-timeout", "700ms",
                       "--log-level", "debug", "--log-format", fmt, "--termination-log", term],
@@ -138,7 +138,7 @@ class Passwords(common.PgbootTestCase):
                          'invalid integer value "***" for connection option "port"')
 
     def test_unescaped_at(self):
-        port = common.free_port()
+        port = free_port()
         cp = self.check("postgres://u:Le@kAtt4ck@127.0.0.1:%d/db" % port, "Le@kAtt4ck",
                         ["postgres://", "u", "127.0.0.1", str(port), "db"], 3)
         self.assertIn("wait.retry", cp.stderr)
@@ -154,55 +154,29 @@ class Passwords(common.PgbootTestCase):
         self.assertNotIn("secretpw", cp.stderr)
 
 
-class Messages(common.PgbootTestCase):
+class Messages(PgbootTestCase):
     def test_wait_max_interval_zero_names_the_value_and_its_source(self):
-        cp = run(["wait", "--wait-max-interval=0", "--database-url", common.closed_url()])
+        cp = run(["wait", "--wait-max-interval=0", "--database-url", closed_url()])
         self.assertExit(cp, 2)
         self.assertIn('"0" for --wait-max-interval (from flag --wait-max-interval)',
                       exit_reason(cp))
-        cp = run(["wait", "--database-url", common.closed_url()],
+        cp = run(["wait", "--database-url", closed_url()],
                  env={"PGBOOT_WAIT_MAX_INTERVAL": "0"})
         self.assertExit(cp, 2)
         self.assertIn("environment PGBOOT_WAIT_MAX_INTERVAL", cp.stderr)
 
 
-class GarbageServer:
-    """A listener that answers every connection with bytes that are not UTF-8."""
-
-    def __init__(self, test):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-        test.addCleanup(self.sock.close)
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                conn.recv(1024)
-                conn.sendall(b"\xff\xfe\xc3(\xed\xa0\x80garbage\x80\n\x00\x01")
-            except OSError:
-                pass
-            conn.close()
-
-
-class JsonLogs(common.PgbootTestCase):
+class JsonLogs(PgbootTestCase):
     def test_a_server_answering_garbage_gives_utf8_json_lines(self):
-        srv = GarbageServer(self)
+        srv = garbage_listener(self, payload=b"\xff\xfe\xc3(\xed\xa0\x80garbage\x80\n\x00\x01")
         db_url = "postgresql://u:pw@127.0.0.1:%d/db?sslmode=disable" % srv.port
-        import subprocess
-        p = subprocess.run([common.pgboot_bin(), "wait", "--database-url", db_url,
+        p = subprocess.run([pgboot_bin(), "wait", "--database-url", db_url,
                             "--wait-timeout", "600ms", "--log-format", "json",
-                            "--log-level", "debug"], env=common.clean_env(),
+                            "--log-level", "debug"], env=clean_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         self.assertEqual(p.returncode, 3, p.stderr)
         text = p.stderr.decode("utf-8")  # strict: a UnicodeDecodeError fails the test
-        lines = common.parse_json_lines(text)
+        lines = parse_json_lines(text)
         self.assertTrue(any(e["event"] == "wait.retry" for e in lines))
         self.assertEqual(lines[-1]["event"], "exit")
 

@@ -60,7 +60,7 @@ TEST_CASE("file inputs must be regular files: FIFO, directory and device are ref
     INFO(path);
     auto r = ReadInputFile(path, "DATABASE_URL_FILE");
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == kExitUsage);
+    CHECK(r.status().kind() == StatusKind::kUsage);
     CHECK(r.status().message().find("DATABASE_URL_FILE " + path + " is " + kind) !=
           std::string::npos);
     auto cfg = LoadConfig({}, Env({{"DATABASE_URL_FILE", path}}), "");
@@ -68,10 +68,10 @@ TEST_CASE("file inputs must be regular files: FIFO, directory and device are ref
     CHECK(cfg.status().message().find(path) != std::string::npos);
     auto toml = LoadConfig({{"config", path}}, Env({}), "");
     REQUIRE_FALSE(toml.ok());
-    CHECK(toml.status().code() == kExitUsage);
+    CHECK(toml.status().kind() == StatusKind::kUsage);
     CHECK(toml.status().message().find("configuration file " + path) != std::string::npos);
     auto toml_env = LoadConfig({}, Env({{"PGBOOT_CONFIG", path}}), "");
-    CHECK(toml_env.status().code() == kExitUsage);
+    CHECK(toml_env.status().kind() == StatusKind::kUsage);
     auto default_file = LoadConfig({}, Env({}), path);  // ./pgboot.toml as a FIFO, a directory
     REQUIRE_FALSE(default_file.ok());
     CHECK(default_file.status().message().find(path) != std::string::npos);
@@ -108,7 +108,7 @@ TEST_CASE("file inputs larger than 1 MiB are refused; a missing default file is 
   CHECK(ReadInputFile(just, "x").ok());
   CHECK(LoadConfig({}, Env({}), dir.path + "/absent.toml").ok());
   auto missing = LoadConfig({{"config", dir.path + "/absent.toml"}}, Env({}), "");
-  CHECK(missing.status().code() == kExitUsage);
+  CHECK(missing.status().kind() == StatusKind::kUsage);
 }
 
 TEST_CASE("deep TOML is refused before toml++ parses it, naming the file") {
@@ -120,7 +120,7 @@ TEST_CASE("deep TOML is refused before toml++ parses it, naming the file") {
     const std::string path = dir.Write("deep.toml", text);
     auto cfg = LoadConfig({{"config", path}}, Env({}), "");
     REQUIRE_FALSE(cfg.ok());
-    CHECK(cfg.status().code() == kExitUsage);
+    CHECK(cfg.status().kind() == StatusKind::kUsage);
     CHECK(cfg.status().message().find(path + ":") != std::string::npos);
     CHECK(cfg.status().message().find("nested too deeply") != std::string::npos);
   }
@@ -164,7 +164,7 @@ TEST_CASE("a TOML value of the wrong type is exit 2 naming the key") {
     const std::string path = dir.Write("t.toml", text);
     auto cfg = LoadConfig({{"config", path}}, Env({}), "");
     REQUIRE_FALSE(cfg.ok());
-    CHECK(cfg.status().code() == kExitUsage);
+    CHECK(cfg.status().kind() == StatusKind::kUsage);
     CHECK(cfg.status().message().find(path + " key " + key) != std::string::npos);
     CHECK(cfg.status().message().find("a TOML ") != std::string::npos);
   }
@@ -190,7 +190,7 @@ TEST_CASE("--wait-max-interval=0 names the value and its source") {
        }) {
     auto cfg = LoadConfig(flags, Env(env), "");
     REQUIRE_FALSE(cfg.ok());
-    CHECK(cfg.status().code() == kExitUsage);
+    CHECK(cfg.status().kind() == StatusKind::kUsage);
     CHECK(cfg.status().message().find("\"0\" for --wait-max-interval (from " + source + ")") !=
           std::string::npos);
     CHECK(cfg.status().message().find("greater than 0") != std::string::npos);
