@@ -15,6 +15,7 @@
 #include "log.h"
 #include "pg_database.h"
 #include "pg_result.h"
+#include "pg_tls_files.h"
 
 // src/static/pq_sqlstate.c: the SQLSTATE of a failed connection, which has no
 // PGresult to read it from ("" when the server sent none).
@@ -222,6 +223,7 @@ AttemptOutcome PgConnector::Attempt(int64_t deadline_ms) {
 }
 
 Result<std::unique_ptr<Database>> WaitForDatabase(const WaitOptions& opts) {
+  if (Status s = CheckConfiguredTlsFiles(opts.conninfo); !s.ok()) return s;
   Clock& clock = RealClock();
   PgConnector connector(ConnectOptions{opts.conninfo, opts.lock_mode}, clock);
   auto attempt = [&connector](int64_t deadline_ms) { return connector.Attempt(deadline_ms); };

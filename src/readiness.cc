@@ -54,6 +54,32 @@ AnswerKind ClassifyPoolerError(std::string_view message) {
 
 }  // namespace
 
+bool IsUnmendableTlsFailure(std::string_view message) {
+  // libpq 15 with OpenSSL 3, in the C locale.
+  static constexpr std::string_view kMarkers[] = {
+      // The server's certificate: signed by a CA the root file does not hold
+      // (or expired), or issued for another name than the host.
+      "certificate verify failed",
+      "does not match host name",
+      // sslmode=require/verify-* against a server without TLS.
+      "server does not support SSL, but SSL was required",
+      // verify-ca/verify-full without a root certificate file.
+      "root certificate file",
+      // The server refused the client's certificate.
+      "alert unknown ca",
+      // Client certificate or key files that exist but cannot be used.
+      "could not open certificate file",
+      "could not read certificate file",
+      "could not load private key file",
+      "certificate present, but not private key file",
+      "has group or world access",
+  };
+  for (std::string_view marker : kMarkers) {
+    if (Contains(message, marker)) return true;
+  }
+  return false;
+}
+
 AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view message) {
   if (sqlstate == "08P01") return ClassifyPoolerError(message);
   if (!sqlstate.empty()) {
@@ -76,6 +102,9 @@ AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view me
   }
   // The server demanded a password and none is configured: retrying cannot help.
   if (Contains(message, "fe_sendauth: no password supplied")) return AnswerKind::kFatal;
+  // Before "nothing answers": with several addresses (localhost is ::1 and
+  // 127.0.0.1) one may be refused while the other fails TLS.
+  if (IsUnmendableTlsFailure(message)) return AnswerKind::kFatal;
   // "connection to server ... failed: <strerror>" and getaddrinfo's words.
   static constexpr std::string_view kNothingAnswers[] = {
       "failed: Connection refused",

@@ -42,6 +42,14 @@ const char* AnswerKindName(AnswerKind kind);
 // the rest ("query_wait_timeout", "server login has been failing") transient.
 AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view message);
 
+// TLS failures no retry can mend (docs/reference.md, "Waiting for the
+// database"): the server's certificate fails verification (unknown CA, host
+// name mismatch), a sslmode requiring TLS meets a server without it, a root
+// certificate file verify-ca/verify-full needs is missing, the server refuses
+// the client certificate, or the client's certificate or key file is unusable.
+// ClassifyConnectFailure calls them fatal.
+bool IsUnmendableTlsFailure(std::string_view message);
+
 struct AttemptOutcome {
   AnswerKind kind = AnswerKind::kTransient;
   std::string reason;            // one line, already redacted; empty when ready

@@ -443,10 +443,34 @@ TEST_CASE("classifying failed connections") {
                                "fe_sendauth: no password supplied") == AnswerKind::kFatal);
   CHECK(ClassifyConnectFailure("", "server closed the connection unexpectedly") ==
         AnswerKind::kTransient);
-  CHECK(ClassifyConnectFailure("", "could not open certificate file: No such file or directory") ==
-        AnswerKind::kTransient);
+  CHECK(ClassifyConnectFailure("", "SSL SYSCALL error: EOF detected") == AnswerKind::kTransient);
   CHECK(ClassifyConnectFailure("", "SSL error: invalid certificate chain") ==
         AnswerKind::kTransient);
+}
+
+TEST_CASE("TLS failures no retry can mend are fatal, whatever else the message says") {
+  // libpq 15 with OpenSSL 3, as the TLS suite (tests/integration/test_tls.py) sees them.
+  for (const char* message : {
+           "connection to server at \"localhost\" (127.0.0.1), port 5433 failed: SSL error: "
+           "certificate verify failed",
+           "connection to server at \"wrong.example\" (127.0.0.1), port 5433 failed: server "
+           "certificate for \"localhost\" (and 1 other name) does not match host name "
+           "\"wrong.example\"",
+           "connection to server at \"127.0.0.1\", port 5432 failed: server does not support "
+           "SSL, but SSL was required",
+           "connection to server at \"localhost\" (::1), port 5433 failed: Connection refused; "
+           "connection to server at \"localhost\" (127.0.0.1), port 5433 failed: root "
+           "certificate file \"/root/.postgresql/root.crt\" does not exist",
+           "connection to server at \"h\", port 5432 failed: SSL error: tlsv1 alert unknown ca",
+           "could not open certificate file \"/x/c.crt\": Permission denied",
+           "private key file \"/x/c.key\" has group or world access",
+       }) {
+    INFO(message);
+    CHECK(IsUnmendableTlsFailure(message));
+    CHECK(ClassifyConnectFailure("", message) == AnswerKind::kFatal);
+  }
+  CHECK_FALSE(IsUnmendableTlsFailure("SSL SYSCALL error: EOF detected"));
+  CHECK_FALSE(IsUnmendableTlsFailure("server closed the connection unexpectedly"));
 }
 
 }  // namespace pgboot
