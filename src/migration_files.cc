@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -44,6 +45,10 @@ bool ReadFile(const std::string& path, std::string* out, std::string* error) {
     *error = std::strerror(errno);
     return false;
   }
+  // Peak memory stays within the files' sizes (docs/reference.md, "Inputs
+  // pgboot refuses"): reserve the size once instead of doubling as it grows.
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) out->reserve(static_cast<size_t>(st.st_size));
   char buf[65536];
   ssize_t n;
   while ((n = read(fd, buf, sizeof buf)) != 0) {
@@ -61,15 +66,16 @@ bool ReadFile(const std::string& path, std::string* out, std::string* error) {
 
 // The only normalisation the checksum allows (docs/reference.md, "Migration files"): drop a
 // leading BOM, CRLF -> LF.
-std::string Normalize(std::string_view raw) {
-  if (raw.starts_with("\xEF\xBB\xBF")) raw.remove_prefix(3);
-  std::string out;
-  out.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '\r' && i + 1 < raw.size() && raw[i + 1] == '\n') continue;
-    out.push_back(raw[i]);
+// In place: a file is never held twice.
+void Normalize(std::string* text) {
+  std::string& s = *text;
+  size_t out = 0;
+  size_t i = std::string_view(s).starts_with("\xEF\xBB\xBF") ? 3 : 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') continue;
+    s[out++] = s[i];
   }
-  return out;
+  s.resize(out);
 }
 
 // A `-- migrate:up|down [options]` line, recognised exactly as dbmate does:
@@ -130,20 +136,35 @@ std::string Keywords(std::string_view text) {
   return std::string(Trim(out));
 }
 
-// COPY ... FROM STDIN: the protocol would wait for rows pgboot has none of.
-bool IsCopyFromStdin(std::string_view statement) {
-  std::string words;
-  bool space = false;
-  for (char c : statement) {
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      space = true;
-      continue;
-    }
-    if (space && !words.empty()) words += ' ';
-    space = false;
-    words += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+// The whitespace-separated word at *pos (advanced past it), or "" at the end.
+std::string_view NextWord(std::string_view s, size_t* pos) {
+  size_t i = *pos;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  size_t end = i;
+  while (end < s.size() && !std::isspace(static_cast<unsigned char>(s[end]))) ++end;
+  *pos = end;
+  return s.substr(i, end - i);
+}
+
+bool EqualsUpper(std::string_view word, std::string_view upper) {
+  if (word.size() != upper.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    if (std::toupper(static_cast<unsigned char>(word[i])) != upper[i]) return false;
   }
-  return words.starts_with("COPY ") && words.find(" FROM STDIN") != std::string::npos;
+  return true;
+}
+
+// COPY ... FROM STDIN: the protocol would wait for rows pgboot has none of.
+// Word by word, without a copy of the statement (it may be the whole file).
+bool IsCopyFromStdin(std::string_view statement) {
+  size_t pos = 0;
+  if (!EqualsUpper(NextWord(statement, &pos), "COPY")) return false;
+  bool after_from = false;
+  for (std::string_view w = NextWord(statement, &pos); !w.empty(); w = NextWord(statement, &pos)) {
+    if (after_from && w.size() >= 5 && EqualsUpper(w.substr(0, 5), "STDIN")) return true;
+    after_from = EqualsUpper(w, "FROM");
+  }
+  return false;
 }
 
 // Splits `section` into statements, recording lexer errors and forbidden transaction
@@ -184,14 +205,17 @@ bool LoadText(const std::string& path, std::string* text, Errors* errors) {
     errors->push_back({path, 1, "cannot read file: " + error});
     return false;
   }
-  *text = Normalize(raw);
+  Normalize(&raw);
+  *text = std::move(raw);
   if (int line = FindInvalidUtf8(*text)) {
     errors->push_back({path, line, "invalid UTF-8 (or a NUL byte)"});
   }
   return true;
 }
 
-void ParseNative(const std::string& path, const std::string& text, Migration* m, Errors* errors) {
+// Takes `text` over: the up section becomes it, cut in place, so that the file
+// is not held twice.
+void ParseNative(const std::string& path, std::string text, Migration* m, Errors* errors) {
   std::vector<Marker> markers;
   int line = 1;
   for (size_t pos = 0; pos < text.size(); ++line) {
@@ -249,29 +273,39 @@ void ParseNative(const std::string& path, const std::string& text, Migration* m,
     m->up.first_line = up->line + 1;
   }
   size_t up_end = down != nullptr ? down->begin : text.size();
-  m->up.sql = std::string(all.substr(up_begin, up_end - up_begin));
+  // The down part is copied out before the text becomes the up section in place
+  // (`down` points into `markers`, whose options view `text`).
+  Section down_section;
+  std::string down_options;
+  int down_first_line = 0;
+  if (down != nullptr) {
+    down_section.sql = std::string(all.substr(down->end));
+    down_options = std::string(down->options);
+    down_first_line = down->line + 1;
+  }
+  text.resize(up_end);
+  text.erase(0, up_begin);
+  m->up.sql = std::move(text);
   m->checksum = Sha256Hex(m->up.sql);
   // An empty or comment-only up section is a no-op migration, not an error: real sets
   // hold them (docs/reference.md, "Migration files").
   SplitSection(path, "'-- migrate:up transaction:false'", &m->up, errors);
 
   if (down != nullptr) {
-    Section section;
-    section.sql = std::string(all.substr(down->end));
-    section.first_line = down->line + 1;
-    section.transactional = down_transactional;
-    section.options = std::string(down->options);
-    SplitSection(path, "'-- migrate:down transaction:false'", &section, errors);
-    m->down = std::move(section);  // Without statements: an explicit no-op rollback.
+    down_section.first_line = down_first_line;
+    down_section.transactional = down_transactional;
+    down_section.options = std::move(down_options);
+    SplitSection(path, "'-- migrate:down transaction:false'", &down_section, errors);
+    m->down = std::move(down_section);  // Without statements: an explicit no-op rollback.
   }
 }
 
 // A whole pairs file, with its optional first line `-- pgboot:transaction:false`.
 // Returns false when it could not be lexed.
-bool ParsePairsSection(const std::string& path, const std::string& text, Section* section,
+bool ParsePairsSection(const std::string& path, std::string text, Section* section,
                        Errors* errors) {
-  section->sql = text;
-  std::string_view first(text);
+  section->sql = std::move(text);
+  std::string_view first(section->sql);
   first = first.substr(0, first.find('\n'));
   if (first.starts_with("--")) {
     std::string_view rest = Trim(first.substr(2));
@@ -298,9 +332,9 @@ Migration ReadUpFile(const std::string& path, const FileName& name, Errors* erro
   if (!LoadText(path, &text, errors)) return m;
   if (name.kind == FileKind::kNative) {
     m.down_path = path;
-    ParseNative(path, text, &m, errors);
+    ParseNative(path, std::move(text), &m, errors);
   } else {
-    ParsePairsSection(path, text, &m.up, errors);
+    ParsePairsSection(path, std::move(text), &m.up, errors);
     m.checksum = Sha256Hex(m.up.sql);
   }
   return m;
@@ -312,7 +346,7 @@ void ReadDownFile(const std::string& path, Migration* m, Errors* errors) {
   std::string text;
   if (!LoadText(path, &text, errors)) return;
   Section section;
-  ParsePairsSection(path, text, &section, errors);
+  ParsePairsSection(path, std::move(text), &section, errors);
   m->down = std::move(section);  // Empty or comment-only: an explicit no-op rollback.
 }
 
@@ -364,6 +398,37 @@ Status FilesError(Errors errors) {
 }
 
 }  // namespace
+
+Section& Section::operator=(const Section& other) {
+  if (this == &other) return *this;
+  sql = other.sql;
+  first_line = other.first_line;
+  transactional = other.transactional;
+  options = other.options;
+  statements = other.statements;
+  Rebase();
+  return *this;
+}
+
+Section& Section::operator=(Section&& other) noexcept {
+  if (this == &other) return *this;
+  sql = std::move(other.sql);
+  first_line = other.first_line;
+  transactional = other.transactional;
+  options = std::move(other.options);
+  statements = std::move(other.statements);
+  Rebase();
+  return *this;
+}
+
+// A short sql lives inside the string object: a move changes its address.
+void Section::Rebase() {
+  for (SqlStatement& st : statements) {
+    if (st.offset + st.text.size() <= sql.size()) {
+      st.text = std::string_view(sql).substr(st.offset, st.text.size());
+    }
+  }
+}
 
 Result<std::vector<Migration>> LoadMigrations(const std::string& dir,
                                               std::vector<FileWarning>* warnings) {

@@ -24,8 +24,18 @@ struct Section {
   // The marker's options as written (`transaction:false`), or those of a pairs file's
   // `-- pgboot:` line without the prefix; empty when none. Stored as `down_options`.
   std::string options;
-  // Empty for a no-op section (empty or only comments).
+  // Empty for a no-op section (empty or only comments). Slices of `sql`
+  // (SqlStatement::offset): copies and moves point them into the new section's sql.
   std::vector<SqlStatement> statements;
+
+  Section() = default;
+  Section(const Section& other) { *this = other; }
+  Section(Section&& other) noexcept { *this = std::move(other); }
+  Section& operator=(const Section& other);
+  Section& operator=(Section&& other) noexcept;
+
+ private:
+  void Rebase();
 };
 
 struct Migration {

@@ -152,8 +152,13 @@ Status DryRun(const std::vector<const Migration*>& todo) {
     out += "\n-- version " + m->version + " " + m->name + " (" +
            (m->up.transactional ? "one transaction" : "transaction:false, statement by statement") +
            ")\n";
+    // Statement by statement, never a copy of the whole SQL: peak memory stays
+    // within the files' sizes (docs/reference.md, "Inputs pgboot refuses").
     for (const SqlStatement& st : m->up.statements) {
-      out += "-- " + m->up_path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
+      out += "-- " + m->up_path + ":" + std::to_string(st.line) + "\n";
+      PrintResult(out);
+      PrintResult(st.text);
+      out = Terminator(st.text);
     }
   }
   PrintResult(out);
@@ -173,14 +178,18 @@ Status CheckTarget(const std::vector<Migration>& files, const std::string& targe
   return Status::Ok();
 }
 
-std::string Terminated(const std::string& statement) {
+std::string Terminator(std::string_view statement) {
   // A statement may end in a -- comment (the lexer keeps it): then the ';'
   // goes on a line of its own, or piping the output into psql would merge
   // this statement with the next.
   const size_t last_line = statement.rfind('\n');
-  const bool comment =
-      statement.find("--", last_line == std::string::npos ? 0 : last_line) != std::string::npos;
-  return statement + (comment ? "\n;\n" : ";\n");
+  const bool comment = statement.find("--", last_line == std::string_view::npos ? 0 : last_line) !=
+                       std::string_view::npos;
+  return comment ? "\n;\n" : ";\n";
+}
+
+std::string Terminated(std::string_view statement) {
+  return std::string(statement) + Terminator(statement);
 }
 
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,

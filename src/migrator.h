@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clock.h"
@@ -32,6 +33,8 @@ Status CheckTarget(const std::vector<Migration>& files, const std::string& targe
                    const std::string& dir);
 
 // `statement` followed by its ';' and a newline, as --dry-run prints it.
-std::string Terminated(const std::string& statement);
+std::string Terminated(std::string_view statement);
+// What Terminated appends: ";\n", or "\n;\n" after a trailing -- comment.
+std::string Terminator(std::string_view statement);
 
 }  // namespace pgboot

@@ -111,7 +111,7 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool
   std::vector<size_t> firsts;
   for (const SectionRun& run : runs) {
     firsts.push_back(stmts.size());
-    for (const SqlStatement& st : run.section->statements) stmts.push_back(st.text);
+    for (const SqlStatement& st : run.section->statements) stmts.emplace_back(st.text);
     for (const std::string& w : run.record) stmts.push_back(w);
   }
   stmts.push_back("COMMIT");

@@ -150,7 +150,8 @@ Result<std::vector<SqlStatement>> SplitSql(std::string_view s, int first_line, i
     if (!in_statement) return;
     while (end > start && IsSpace(s[end - 1])) --end;
     SqlStatement st;
-    st.text = std::string(s.substr(start, end - start));
+    st.text = s.substr(start, end - start);
+    st.offset = start;
     cursor.SeekTo(start);
     st.line = cursor.line();
     st.column = cursor.column();

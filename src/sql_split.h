@@ -14,8 +14,10 @@ namespace pgboot {
 
 // One statement of a section, exactly as it is to be sent to the server.
 struct SqlStatement {
-  // From the first token up to the terminating ';' (excluded), trailing whitespace trimmed.
-  std::string text;
+  // From the first token up to the terminating ';' (excluded), trailing whitespace
+  // trimmed: a slice of the text SplitSql split, which must outlive it (a Section
+  // keeps its statements pointing into its own sql), so that a file is held once.
+  std::string_view text;
   // 1-based file line and column of the first token, after leading blanks and comments.
   // The column counts characters (UTF-8 code points), not bytes, as server positions do.
   int line = 0;
@@ -23,6 +25,8 @@ struct SqlStatement {
   // BEGIN, START TRANSACTION, COMMIT, END, ABORT, ROLLBACK (not ROLLBACK TO),
   // PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED.
   bool is_transaction_control = false;
+  // Byte offset of `text` in the text SplitSql split.
+  size_t offset = 0;
 };
 
 // Splits `section` (UTF-8, whose first line is line `first_line` of its file) into

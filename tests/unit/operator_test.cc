@@ -51,8 +51,8 @@ std::vector<std::string> Versions(const Result<std::vector<RollbackStep>>& r) {
   return out;
 }
 
-bool Contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
 }
 
 using V = std::vector<std::string>;

@@ -14,7 +14,7 @@ std::vector<std::string> Texts(std::string_view sql) {
   auto r = SplitSql(sql, 1);
   REQUIRE_MESSAGE(r.ok(), r.status().message());
   std::vector<std::string> texts;
-  for (const SqlStatement& st : *r) texts.push_back(st.text);
+  for (const SqlStatement& st : *r) texts.emplace_back(st.text);
   return texts;
 }
 
