@@ -84,7 +84,6 @@ class ListenerTest(PgbootTestCase):
         for e in events(cp.stderr):
             self.assertNotIn("raw", e, "every stderr line is a log line: %r" % e)
 
-    @unittest.expectedFailure  # issue 18 item 7: non-UTF-8 server bytes reach JSON lines
     def test_garbage_listener_json_logs_are_utf8_json(self):
         ln = garbage_listener(self, garbage(4))
         cmd = [pgboot_bin()] + self.wait_args(ln, "2s", "--log-format", "json", "--log-level",
@@ -149,15 +148,12 @@ class FileInputTest(PgbootTestCase):
                 self.assertIn(cp.returncode, (2, 143), cp.stderr)
                 self.assertLess(time.monotonic() - t0, time_limit(1.0), "SIGTERM answered in 1 s")
 
-    @unittest.expectedFailure  # issue 18 item 2: open() of a FIFO blocks, SIGTERM blocked
     def test_fifo_inputs_are_refused_at_once_exit_2(self):
         self._refused_at_once("fifo")
 
-    @unittest.expectedFailure  # issue 18 item 2: open() of a FIFO blocks, SIGTERM blocked
     def test_fifo_inputs_never_block_sigterm(self):
         self._sigterm_answered("fifo")
 
-    @unittest.expectedFailure  # issue 18 item 5: a directory reads as an empty file
     def test_directory_inputs_are_refused_exit_2(self):
         self._refused_at_once("dir")
 
