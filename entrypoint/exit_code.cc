@@ -16,9 +16,11 @@ int ExitCodeFor(const Status& s) {
     case StatusKind::kConnectRejected:
       return kExitFatalConnect;
     case StatusKind::kSql:
-    // Behaviour of release 0.1.0: a session lost while migrating is exit 5.
-    case StatusKind::kConnectionLost:
       return kExitMigrationFailed;
+    // migrate reconnects; what does not (rollback, repair, baseline) or can no
+    // longer reach the server ends as a server not ready (docs/reference.md, "After a crash").
+    case StatusKind::kConnectionLost:
+      return kExitNotReady;
     case StatusKind::kPrecondition:
       return kExitValidation;
     case StatusKind::kLockTimeout:

@@ -146,6 +146,11 @@ void SayGateMoot(const Config& cfg, const char* why) {
   if (cfg.wait_for_migrations) LogInfo("gate.moot", {{"reason", why}});
 }
 
+// After a lost connection migrate connects again, under a fresh --wait-timeout.
+Reconnect ReconnectFor(const Config& cfg) {
+  return [&cfg]() -> Result<std::unique_ptr<Database>> { return Connect(cfg); };
+}
+
 Status RunCommand(const Invocation& inv, const Config& cfg) {
   // Run mode only: the other commands start no APP and ignore it (docs/reference.md).
   if (cfg.init_group && !cfg.init) {
@@ -155,7 +160,8 @@ Status RunCommand(const Invocation& inv, const Config& cfg) {
     SayGateMoot(cfg, "RUN_MIGRATIONS=true: this process applies the migrations itself");
     auto loaded = LoadFilesAndConnect(cfg);
     if (!loaded.ok()) return loaded.status();
-    Status s = Migrate(*loaded->db, cfg, loaded->files, MigrateOptions{}, RealClock());
+    Status s = MigrateReconnecting(std::move(loaded->db), ReconnectFor(cfg), cfg, loaded->files,
+                                   MigrateOptions{}, RealClock());
     if (!s.ok()) return s;
   } else {
     Status s = ReadyOrGate(cfg);
@@ -176,7 +182,8 @@ Status MigrateCommand(const Invocation& inv, const Config& cfg) {
   MigrateOptions opts;
   opts.target = inv.target;
   opts.dry_run = inv.dry_run;
-  return Migrate(*loaded->db, cfg, loaded->files, opts, RealClock());
+  return MigrateReconnecting(std::move(loaded->db), ReconnectFor(cfg), cfg, loaded->files, opts,
+                             RealClock());
 }
 
 // status and validate are read-only: no lock.

@@ -12,6 +12,8 @@ namespace pgboot {
 
 Status HistoryError(const Status& s, const std::string& what) {
   if (s.ok() || s.is_signal()) return s;
+  // A lost session stays one: the caller reconnects (docs/reference.md, "After a crash").
+  if (s.kind() == StatusKind::kConnectionLost) return s.WithMessage(what + ": " + s.message());
   return s.As(StatusKind::kInternal).WithMessage(what + ": " + s.message());
 }
 
@@ -94,7 +96,8 @@ Result<std::vector<HistoryRow>> History::Read() {
   auto r = db_.Exec(std::string("SELECT version, name, checksum, status, to_char(applied_at AT "
                                 "TIME ZONE 'UTC', ") +
                     kIsoUtcFormat + "), execution_ms, applied_by, batch, " + column("down_sql") +
-                    ", " + column("down_options") + " FROM " + table_);
+                    ", " + column("down_options") + ", " + column("statements_done") +
+                    "::integer FROM " + table_);
   if (!r.ok()) return HistoryError(r.status(), "reading history table " + table_);
   for (const auto& row : r->rows) {
     HistoryRow h;
@@ -108,6 +111,7 @@ Result<std::vector<HistoryRow>> History::Read() {
     h.batch = row.size() > 7 && row[7] ? std::stoll(*row[7]) : 0;
     h.down_sql = Optional(row, 8);
     h.down_options = Optional(row, 9);
+    if (row.size() > 10 && row[10]) h.statements_done = std::stoll(*row[10]);
     rows.push_back(std::move(h));
   }
   return rows;
@@ -251,20 +255,39 @@ std::string History::RecordApplied(const Migration& m, int64_t batch,
          std::to_string(batch) + ", " + down_sql + ", " + down_options + ")";
 }
 
+// The writes of a transaction:false run are conditional on this session still
+// holding the migration lock: a section may release it (DISCARD ALL,
+// pg_advisory_unlock_all()), and a second runner would then take the run for
+// dead and resume it (docs/reference.md, "Resume").
+std::string History::HoldsLockSql() const {
+  return "EXISTS (SELECT 1 FROM pg_locks l, (SELECT " + LockKeySql() +
+         " AS k) key WHERE l.locktype = 'advisory' AND l.granted AND l.pid = pg_backend_pid() AND "
+         "l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = "
+         "current_database()) AND l.classid = ((k >> 32) & 4294967295)::oid AND l.objid = (k & "
+         "4294967295)::oid)";
+}
+
 std::string History::RecordRunning(const Migration& m, int64_t batch) const {
   auto [down_sql, down_options] = DownValues(m);
   return "INSERT INTO " + table_ +
          " (version, name, checksum, status, applied_at, execution_ms, applied_by, batch, "
-         "down_sql, down_options) VALUES (" +
+         "down_sql, down_options, statements_done) SELECT " +
          SqlLiteral(m.version) + ", " + SqlLiteral(m.name) + ", " + SqlLiteral(m.checksum) +
          ", 'running', now(), NULL, " + SqlLiteral(by_) + ", " + std::to_string(batch) + ", " +
-         down_sql + ", " + down_options + ")";
+         down_sql + ", " + down_options + ", 0 WHERE " + HoldsLockSql();
+}
+
+std::string History::MarkStatementsDone(const std::string& version, int64_t done) const {
+  return "UPDATE " + table_ + " SET statements_done = " + std::to_string(done) +
+         " WHERE version = " + SqlLiteral(version) + " AND status = 'running' AND " +
+         HoldsLockSql();
 }
 
 std::string History::MarkApplied(const std::string& version, int64_t execution_ms) const {
   return "UPDATE " + table_ +
          " SET status = 'applied', execution_ms = " + std::to_string(execution_ms) +
-         " WHERE version = " + SqlLiteral(version);
+         " WHERE version = " + SqlLiteral(version) + " AND status = 'running' AND " +
+         HoldsLockSql();
 }
 
 std::string History::Notify() const {
@@ -273,7 +296,8 @@ std::string History::Notify() const {
 }
 
 std::string History::MarkFailed(const std::string& version) const {
-  return "UPDATE " + table_ + " SET status = 'failed' WHERE version = " + SqlLiteral(version);
+  return "UPDATE " + table_ + " SET status = 'failed' WHERE version = " + SqlLiteral(version) +
+         " AND status = 'running' AND " + HoldsLockSql();
 }
 
 std::string History::Delete(const std::string& version, const std::string& only_status) const {

@@ -69,6 +69,7 @@ inline constexpr HistoryColumn kHistoryColumns[] = {
     {"batch", "integer NOT NULL", true},
     {"down_sql", "text", false},
     {"down_options", "text", false},
+    {"statements_done", "integer", false},
 };
 
 // The history table `name` and its `<name>_log` audit table: the only author
@@ -112,12 +113,21 @@ class History {
   // An `applied` row for `m` (execution_ms: ServerElapsedMs() inside the
   // migration's own transaction, or a number).
   std::string RecordApplied(const Migration& m, int64_t batch, const SqlValue& execution_ms) const;
-  // A `running` row for a transaction:false migration, committed before its first statement.
+  // The writes of a transaction:false run: each affects one row only while
+  // this session still holds the migration lock (HoldsLockSql); none is a
+  // sign a section released it. Run them with Exec and check `affected`.
+  // A `running` row with statements_done 0, committed before its first statement.
   std::string RecordRunning(const Migration& m, int64_t batch) const;
+  // `done` statements of a running row completed: a plain UPDATE, sent right
+  // after each statement on the section's own session, so inside a
+  // transaction the section opened it commits or rolls back with it.
+  std::string MarkStatementsDone(const std::string& version, int64_t done) const;
   // A `running` row becomes `applied` with the execution time measured by pgboot.
   std::string MarkApplied(const std::string& version, int64_t execution_ms) const;
   // A `running` row becomes `failed` (it blocks later runs until `repair`).
   std::string MarkFailed(const std::string& version) const;
+  // SQL true while this session holds the migration lock (pg_locks).
+  std::string HoldsLockSql() const;
   // Deletes the row of `version` (only when its status is `only_status`, if given).
   std::string Delete(const std::string& version, const std::string& only_status = "") const;
   // Realigns an applied row with its file (repair): checksum, name, down section.
@@ -150,7 +160,8 @@ class History {
 };
 
 // A failure on pgboot's own tables is not a migration's SQL failing: kInternal
-// with `what` in front, keeping the SQLSTATE (a signal stays a signal).
+// with `what` in front, keeping the SQLSTATE (a signal stays a signal, a lost
+// connection a lost connection).
 Status HistoryError(const Status& s, const std::string& what);
 
 // to_char() format of a timestamp AT TIME ZONE 'UTC' as ISO 8601 with

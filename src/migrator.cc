@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "lock_mode.h"
 #include "log.h"
 #include "migration_lock.h"
+#include "resume.h"
 #include "section_runner.h"
 #include "transaction_migrate.h"
 
@@ -49,10 +51,10 @@ class Applier {
   // that must wait for the WAL flush: each migration stays atomic, so a server
   // crash can only lose whole migrations with their history rows, which are
   // then simply pending again.
-  Status Apply(const Migration& m, bool last) {
+  Status Apply(const Migration& m, bool last, const Resumable* resume = nullptr) {
     SectionRun run = Run(m);
     return runner_.Ticked(run, [&] {
-      if (!m.up.transactional) return ApplyNonTransactional(m, run);
+      if (!m.up.transactional) return ApplyNonTransactional(m, run, resume);
       return runner_.RunInTransaction({run}, /*synchronous_commit=*/last);
     });
   }
@@ -113,28 +115,112 @@ class Applier {
     return run;
   }
 
-  // transaction:false: a committed `running` row first, then each statement on
-  // its own, then `applied`; a failure leaves `failed` until `repair`.
-  Status ApplyNonTransactional(const Migration& m, const SectionRun& run) {
-    auto ins = db().Exec(history_.RecordRunning(m, batch_));
-    if (!ins.ok()) {
-      return HistoryError(ins.status(),
-                          "recording migration " + VersionLabel(m.version, m.name) + " as running");
+  // transaction:false: a committed `running` row first (or the row of the
+  // run it resumes), then each statement on its own with statements_done
+  // recorded after it, then `applied`. An SQL error leaves `failed` until
+  // `repair`; a signal or a lost connection leave `running`, to be resumed.
+  Status ApplyNonTransactional(const Migration& m, const SectionRun& run, const Resumable* resume) {
+    SectionSteps steps;
+    int64_t batch = batch_;
+    if (resume) {
+      batch = resume->row->batch;
+      steps.first = resume->point.next;
+      steps.prelude = resume->point.prelude;
+      steps.before = [&] { return ResumeAt(m, steps.first); };
+    } else {
+      auto ins = db().Exec(history_.RecordRunning(m, batch_));
+      if (!ins.ok()) {
+        return HistoryError(
+            ins.status(), "recording migration " + VersionLabel(m.version, m.name) + " as running");
+      }
+      if (ins->affected != 1) return LockReleased(m, 0);
     }
+    bool bookkeeping = false;  // the error is pgboot's own write, not a statement's
+    steps.after = [&](size_t done) -> Status {
+      auto r = db().Exec(history_.MarkStatementsDone(m.version, static_cast<int64_t>(done)));
+      bookkeeping = !r.ok() || r->affected != 1;
+      if (!r.ok()) return HistoryError(r.status(), "recording the progress of " + m.up_path);
+      return r->affected == 1 ? Status::Ok() : LockReleased(m, done);
+    };
     const int64_t start = clock().NowMs();
     size_t failed = 0;
-    Status s = runner_.RunStatementByStatement(run, &failed);
+    Status s = runner_.RunStatementByStatement(run, &failed, steps);
     if (!s.ok()) {
+      if (bookkeeping || s.kind() == StatusKind::kConnectionLost ||
+          s.kind() == StatusKind::kInternal) {
+        return s;
+      }
+      if (s.is_signal()) return Interrupted(run, failed, s);
       return runner_.Failed({&run, failed, true, s}, {history_.MarkFailed(m.version)});
     }
-    const int64_t ms = clock().NowMs() - start;
+    // Verify checks of a transaction:false section (docs/reference.md,
+    // "Verify sections") belong here: after its statements, before `applied`.
+    return MarkApplied(m, clock().NowMs() - start, batch, m.up.statements.size());
+  }
+
+  // Logs migration.resume and drops the invalid leftover of an interrupted
+  // CREATE INDEX CONCURRENTLY that statement `next` builds again.
+  Status ResumeAt(const Migration& m, size_t next) {
+    LogInfo(
+        "migration.resume",
+        {{"version", m.version}, {"name", m.name}, {"statement", static_cast<int64_t>(next + 1)}});
+    if (next >= m.up.statements.size()) return Status::Ok();
+    auto dropped = DropInvalidIndex(db(), m.up.statements[next].text);
+    if (!dropped.ok()) return dropped.status();
+    if (!dropped->empty()) {
+      LogInfo("migration.resume", {{"version", m.version},
+                                   {"name", m.name},
+                                   {"statement", static_cast<int64_t>(next + 1)},
+                                   {"dropped_index", *dropped}});
+    }
+    return Status::Ok();
+  }
+
+  // A signal cancelled statement `index`: the row stays `running` with
+  // statements_done where it was, and the next run resumes it.
+  Status Interrupted(const SectionRun& run, size_t index, const Status& s) {
+    const std::vector<SqlStatement>& st = run.section->statements;
+    LogWarn("migration.interrupted",
+            {{"version", run.version},
+             {"name", run.name},
+             {"file", index < st.size() ? FailureLocation(run.path, st[index], 0) : run.path},
+             {"statement", static_cast<int64_t>(index + 1)},
+             {"reason", s.message() + "; the row stays running and the next run resumes it"}});
+    return s;
+  }
+
+  // `applied` and its audit row in one transaction, only while this session
+  // still holds the lock.
+  Status MarkApplied(const Migration& m, int64_t ms, int64_t batch, size_t statements) {
+    const std::string what = "migration " + VersionLabel(m.version, m.name) +
+                             " ran but could not be marked applied (its row stays 'running')";
+    auto begin = db().Exec("BEGIN");
+    if (!begin.ok()) return HistoryError(begin.status(), what);
+    auto u = db().Exec(history_.MarkApplied(m.version, ms));
+    if (!u.ok() || u->affected != 1) {
+      (void)db().Exec("ROLLBACK");
+      return u.ok() ? LockReleased(m, statements) : HistoryError(u.status(), what);
+    }
     AuditEntry audit = AppliedAudit(m, SqlValue::Int(ms));
+    audit.fields.back().second = SqlValue::Int(batch);
     audit.fields.push_back({"transaction", SqlValue::Bool(false)});
-    return runner_.Record(
-        {history_.MarkApplied(m.version, ms), history_.Audit(audit), history_.Notify()},
-        "migration " + VersionLabel(m.version, m.name) +
-            " ran but could not be marked applied (its row stays 'running'; "
-            "check, then `pgboot repair`)");
+    Status s = db().ExecSequence({history_.Audit(audit), history_.Notify(), "COMMIT"}, nullptr);
+    if (s.ok()) return s;
+    (void)db().Exec("ROLLBACK");
+    return HistoryError(s, what);
+  }
+
+  // No history row written: the section released pgboot's lock (statement
+  // `done`, 1-based; 0: before its first), and another runner may own the
+  // run now. Stop at once, exit 1 (docs/reference.md, "Resume").
+  static Status LockReleased(const Migration& m, size_t done) {
+    const std::string who = done == 0 ? "an earlier migration of this run"
+                                      : m.up_path + " statement " + std::to_string(done);
+    return Status::Internal(who +
+                            " released the migration lock (DISCARD ALL or "
+                            "pg_advisory_unlock_all() in a migration); migration " +
+                            VersionLabel(m.version, m.name) +
+                            " stops here and its row stays running");
   }
 
   Database& db() { return runner_.db(); }
@@ -145,9 +231,39 @@ class Applier {
   SectionRunner runner_;
 };
 
-Status DryRun(const std::vector<const Migration*>& todo) {
-  std::string out = "-- pgboot dry run: " + std::to_string(todo.size()) +
-                    " pending migration(s); nothing is changed\n";
+std::string DryRunStatements(const Migration& m, const std::vector<size_t>& indexes) {
+  std::string out;
+  for (size_t i : indexes) {
+    const SqlStatement& st = m.up.statements[i];
+    out += "-- " + m.up_path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
+  }
+  return out;
+}
+
+std::vector<size_t> From(const Migration& m, size_t first) {
+  std::vector<size_t> out;
+  for (size_t i = first; i < m.up.statements.size(); ++i) out.push_back(i);
+  return out;
+}
+
+// A resumed migration prints from where it goes on, after the earlier
+// settings it re-runs.
+Status DryRun(const std::vector<Resumable>& resumables, const std::vector<const Migration*>& todo) {
+  std::string out =
+      "-- pgboot dry run: " + std::to_string(todo.size()) + " pending migration(s)" +
+      (resumables.empty() ? "" : ", " + std::to_string(resumables.size()) + " to resume") +
+      "; nothing is changed\n";
+  for (const Resumable& r : resumables) {
+    const Migration& m = *r.migration;
+    out += "\n-- version " + m.version + " " + m.name +
+           " (transaction:false, resumed at statement " + std::to_string(r.point.next + 1) +
+           " of " + std::to_string(m.up.statements.size()) + ")\n";
+    if (!r.point.prelude.empty()) {
+      out += "-- the earlier settings, re-run first:\n" + DryRunStatements(m, r.point.prelude);
+      out += "-- then from statement " + std::to_string(r.point.next + 1) + ":\n";
+    }
+    out += DryRunStatements(m, From(m, r.point.next));
+  }
   for (const Migration* m : todo) {
     out += "\n-- version " + m->version + " " + m->name + " (" +
            (m->up.transactional ? "one transaction" : "transaction:false, statement by statement") +
@@ -192,6 +308,40 @@ std::string Terminated(std::string_view statement) {
   return std::string(statement) + Terminator(statement);
 }
 
+namespace {
+
+// Under the lock: running rows are resumed (session mode only), every other
+// finding that is an error blocks.
+Result<std::vector<Resumable>> CheckUnderLock(Database& db, Plan& plan, const std::string& target) {
+  auto resumables = FindResumables(plan, target);
+  if (!resumables.ok()) return resumables.status();
+  if (!resumables->empty() && db.lock_mode() == LockMode::kTransaction) {
+    return Status::Usage("version " + resumables->front().migration->version +
+                         " is marked running: only session lock mode can resume it; " +
+                         kSessionModeWayOut);
+  }
+  Status s = ReportFindings(plan, /*count_unfinished=*/true);
+  if (!s.ok()) return s;
+  return resumables;
+}
+
+Status ApplyAll(Applier& applier, const Config& cfg, const std::vector<Resumable>& resumables,
+                const std::vector<const Migration*>& todo, Clock& clock) {
+  for (size_t i = 0; i < resumables.size(); ++i) {
+    const bool last = todo.empty() && i + 1 == resumables.size();
+    Status s = applier.Apply(*resumables[i].migration, last, &resumables[i]);
+    if (!s.ok()) return s;
+  }
+  if (cfg.single_transaction && !todo.empty()) return applier.ApplyAllInOne(todo, clock);
+  for (size_t i = 0; i < todo.size(); ++i) {
+    Status s = applier.Apply(*todo[i], i + 1 == todo.size());
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,
                const MigrateOptions& options, Clock& clock) {
   Status checked = CheckTarget(files, options.target, cfg.migrations_dir);
@@ -202,9 +352,17 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   auto rows = history.Read();
   if (!rows.ok()) return rows.status();
   Plan plan = BuildPlan(files, *rows, cfg.out_of_order);
-  Status v = ReportFindings(plan, /*count_unfinished=*/options.dry_run);
+  if (options.dry_run) {
+    // No lock: a running row is printed from where a resume would go on.
+    auto resumables = FindResumables(plan, target);
+    if (!resumables.ok()) return resumables.status();
+    Status v = ReportFindings(plan, /*count_unfinished=*/true);
+    if (!v.ok()) return v;
+    return DryRun(*resumables, UpTo(plan.pending, target));
+  }
+  Status v = ReportFindings(plan, /*count_unfinished=*/false);
   if (!v.ok()) return v;
-  if (!target.empty() && !plan.newest_applied.empty() &&
+  if (!target.empty() && !plan.newest_applied.empty() && !plan.HasUnfinished() &&
       CompareVersions(target, plan.newest_applied) <= 0) {
     LogInfo("migrate.nothing_to_do",
             {{"reason", "target " + target + " is at or below the newest applied version " +
@@ -212,7 +370,6 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
     return Status::Ok();
   }
   std::vector<const Migration*> todo = UpTo(plan.pending, target);
-  if (options.dry_run) return DryRun(todo);
   if (todo.empty() && !plan.HasUnfinished()) {
     LogInfo("migrate.nothing_to_do", {{"applied", plan.applied_count}, {"pending", 0}});
     return Status::Ok();
@@ -234,10 +391,10 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();
   plan = BuildPlan(files, *rows, cfg.out_of_order);
-  Status s = ReportFindings(plan, /*count_unfinished=*/true);
-  if (!s.ok()) return s;
+  auto resumables = CheckUnderLock(db, plan, target);
+  if (!resumables.ok()) return resumables.status();
   todo = UpTo(plan.pending, target);
-  if (todo.empty()) {
+  if (todo.empty() && resumables->empty()) {
     LogInfo(
         "migrate.nothing_to_do",
         {{"applied", plan.applied_count}, {"pending", 0}, {"reason", "applied by another run"}});
@@ -248,19 +405,26 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
 
   const int64_t start = clock.NowMs();
   Applier applier(db, cfg, history, clock, *batch);
-  if (cfg.single_transaction) {
-    s = applier.ApplyAllInOne(todo, clock);
-    if (!s.ok()) return s;
-  } else {
-    for (size_t i = 0; i < todo.size(); ++i) {
-      s = applier.Apply(*todo[i], i + 1 == todo.size());
-      if (!s.ok()) return s;
-    }
-  }
-  LogInfo("migrate.done", {{"applied", static_cast<int64_t>(todo.size())},
+  Status s = ApplyAll(applier, cfg, *resumables, todo, clock);
+  if (!s.ok()) return s;
+  LogInfo("migrate.done", {{"applied", static_cast<int64_t>(todo.size() + resumables->size())},
                            {"batch", *batch},
                            {"ms", clock.NowMs() - start}});
   return Status::Ok();
+}
+
+Status MigrateReconnecting(std::unique_ptr<Database> db, const Reconnect& reconnect,
+                           const Config& cfg, const std::vector<Migration>& files,
+                           const MigrateOptions& options, Clock& clock) {
+  for (int64_t attempt = 1;; ++attempt) {
+    Status s = Migrate(*db, cfg, files, options, clock);
+    if (s.kind() != StatusKind::kConnectionLost) return s;
+    LogWarn("migrate.reconnect", {{"attempt", attempt}, {"reason", Redact(s.message())}});
+    db.reset();  // the old session is gone; its lock went with it
+    auto again = reconnect();
+    if (!again.ok()) return again.status();
+    db = std::move(*again);
+  }
 }
 
 }  // namespace pgboot

@@ -2,6 +2,8 @@
 // (docs/migrations.md).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +28,18 @@ struct MigrateOptions {
 // re-validates under the lock, and applies what is still pending.
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,
                const MigrateOptions& options, Clock& clock);
+
+// Opens a new session under a fresh --wait-timeout (what main's Connect does).
+using Reconnect = std::function<Result<std::unique_ptr<Database>>()>;
+
+// Migrate on `db`; when the connection is lost (server restart, network,
+// pooler), logs migrate.reconnect, opens a new session with `reconnect` and
+// starts again from reading the history: a session lock is taken again and a
+// `running` row resumed, a rolled-back transaction retried. A reconnect that
+// fails ends it (past --wait-timeout: exit 3).
+Status MigrateReconnecting(std::unique_ptr<Database> db, const Reconnect& reconnect,
+                           const Config& cfg, const std::vector<Migration>& files,
+                           const MigrateOptions& options, Clock& clock);
 
 // Checks that `target` (when not empty) names a migration file: a usage error
 // (exit 2) otherwise, before anything waits for the database.

@@ -59,6 +59,18 @@ Status PgDatabase::Lost() {
   return Status::ConnectionLost("lost the database connection" + (why.empty() ? "" : ": " + why));
 }
 
+// An error the server sent as it ended the session (shutdown, crash, a
+// terminated backend, a network failure) is a lost connection, not SQL that
+// failed: migrate reconnects and resumes (docs/reference.md, "After a crash").
+Status PgDatabase::SessionEnded(const Status& error) {
+  const std::string& st = error.sqlstate();
+  const bool ending = st.rfind("08", 0) == 0 || st == "57P01" || st == "57P02" || st == "57P03";
+  if (!ending && PQstatus(conn_) != CONNECTION_BAD) return error;
+  broken_ = true;
+  return Status::ConnectionLost("lost the database connection: " + error.message(),
+                                st.empty() ? "08006" : st);
+}
+
 Status PgDatabase::SendFailed() {
   if (PQstatus(conn_) == CONNECTION_BAD) return Lost();
   return Status::Sql("could not send the statement: " + OneLine(PQerrorMessage(conn_)), "");
@@ -291,7 +303,7 @@ Result<QueryResult> PgDatabase::ExecUntil(std::string_view sql, const std::vecto
         }
       },
       nullptr);
-  if (error && !s.is_signal()) return *error;
+  if (error && !s.is_signal()) return SessionEnded(*error);
   if (!s.ok()) return s;
   return out;
 }
@@ -335,7 +347,7 @@ Status PgDatabase::ExecSequence(const std::vector<std::string>& statements, size
   }
   if (error && !s.is_signal()) {
     if (failed_index != nullptr) *failed_index = error_index;
-    return *error;
+    return SessionEnded(*error);
   }
   if (!s.ok() && failed_index != nullptr) {
     *failed_index = std::min(progress, statements.size() - 1);

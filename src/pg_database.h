@@ -67,6 +67,7 @@ class PgDatabase : public Database {
   void SendCancel();
   Status Usable();
   Status Lost();
+  Status SessionEnded(const Status& error);
   Status SendFailed();
   int64_t Remaining(int64_t deadline_ms);
 

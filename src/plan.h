@@ -25,6 +25,9 @@ struct HistoryRow {
   // file had none or an older pgboot wrote the row; "" for an explicit no-op down.
   std::optional<std::string> down_sql;
   std::optional<std::string> down_options;  // nullopt when none
+  // transaction:false rows: statements completed so far; NULL (nullopt) for
+  // other rows and for rows written by pgboot 0.1.
+  std::optional<int64_t> statements_done;
 };
 
 // Whether `r` stores exactly the down section (text and options) that `m` has now.

@@ -1,7 +1,9 @@
 #include "section_runner.h"
 
 #include "backoff.h"
+#include "lock_mode.h"
 #include "log.h"
+#include "resume.h"
 #include "sql_split.h"
 
 namespace pgboot {
@@ -127,6 +129,11 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool
     if (s.ok()) return s;
     (void)db_.Exec("ROLLBACK");
     SectionFailure f = Attribute(runs, firsts, failed, s);
+    if (s.kind() == StatusKind::kConnectionLost) {
+      // Not the SQL's fault: the server rolled it back; the caller reconnects.
+      const SectionRun& lost = f.run ? *f.run : runs.front();
+      return s.WithMessage(options_.what + " " + Label(lost) + " was interrupted: " + s.message());
+    }
     if (f.run && Retryable(s, attempt)) {
       Status slept = RetryPause(*f.run, s, attempt, backoff);
       if (!slept.ok()) return slept;
@@ -145,8 +152,23 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool
   }
 }
 
-Status SectionRunner::RunStatementByStatement(const SectionRun& run, size_t* failed) {
-  *failed = 0;
+Status SectionRunner::SendOwnSettings() {
+  if (db_.lock_mode() == LockMode::kTransaction) return Status::Ok();  // never a session SET
+  std::vector<std::string> sets = SessionSettings(db_.ServerVersion());
+  if (options_.statement_timeout_ms > 0) {
+    sets.push_back("SET statement_timeout = '" + std::to_string(options_.statement_timeout_ms) +
+                   "ms'");
+  }
+  for (const std::string& set : sets) {
+    auto r = db_.Exec(set);
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
+}
+
+Status SectionRunner::RunStatementByStatement(const SectionRun& run, size_t* failed,
+                                              const SectionSteps& steps) {
+  *failed = steps.first;
   if (options_.statement_timeout_ms > 0) {
     auto set = db_.Exec("SET statement_timeout = '" +
                         std::to_string(options_.statement_timeout_ms) + "ms'");
@@ -154,12 +176,23 @@ Status SectionRunner::RunStatementByStatement(const SectionRun& run, size_t* fai
   }
   const std::vector<SqlStatement>& statements = run.section->statements;
   Status result;
-  for (size_t i = 0; i < statements.size() && result.ok(); ++i) {
+  // A statement that ran; after RESET or DISCARD pgboot's own settings go again.
+  auto ran = [&](size_t i) -> Status {
+    if (ResetsSettings(statements[i].text)) return SendOwnSettings();
+    return Status::Ok();
+  };
+  for (size_t i : steps.prelude) {
+    if (!result.ok()) break;
     auto r = db_.Exec(statements[i].text);
-    if (!r.ok()) {
-      *failed = i;
-      result = r.status();
-    }
+    result = r.ok() ? ran(i) : r.status();
+    if (!result.ok()) *failed = i;
+  }
+  if (result.ok() && steps.before) result = steps.before();
+  for (size_t i = steps.first; i < statements.size() && result.ok(); ++i) {
+    auto r = db_.Exec(statements[i].text);
+    result = r.ok() ? ran(i) : r.status();
+    if (result.ok() && steps.after) result = steps.after(i + 1);
+    if (!result.ok()) *failed = i;
   }
   if (db_.InTransaction()) {
     (void)db_.Exec("ROLLBACK");

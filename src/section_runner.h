@@ -74,6 +74,17 @@ struct SectionFailure {
 // `path:line` or `path:line:column` when the server gave a position.
 std::string FailureLocation(const std::string& path, const SqlStatement& st, int position);
 
+// How a transaction:false section is stepped through: migrate starts a
+// resumed one part-way and records statements_done after each statement.
+struct SectionSteps {
+  size_t first = 0;                // the statement to start at
+  std::vector<size_t> prelude;     // run before it (a resume's earlier settings)
+  std::function<Status()> before;  // after the prelude, before statement `first`
+  // Runs right after statement i completed, with i + 1, on the same session;
+  // an error stops the section there.
+  std::function<Status(size_t done)> after;
+};
+
 class SectionRunner {
  public:
   SectionRunner(Database& db, const History& history, Clock& clock, RunnerOptions options);
@@ -97,10 +108,12 @@ class SectionRunner {
   Status RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit,
                           const std::function<Result<bool>()>& reopen = nullptr);
 
-  // transaction:false: each statement on its own, under statement_timeout.
+  // transaction:false: each statement on its own, under statement_timeout;
+  // after a RESET or DISCARD statement pgboot's own settings are sent again.
   // On failure `*failed` is the failing statement's index. A transaction the
   // section opened and left open (or failed in) is rolled back.
-  Status RunStatementByStatement(const SectionRun& run, size_t* failed);
+  Status RunStatementByStatement(const SectionRun& run, size_t* failed,
+                                 const SectionSteps& steps = {});
 
   // Runs `writes` in a transaction of their own (opened by BeginStatements,
   // so it carries the SET LOCALs in transaction lock mode); on failure rolls
@@ -121,6 +134,7 @@ class SectionRunner {
 
  private:
   std::vector<std::string> Settings(bool synchronous_commit) const;
+  Status SendOwnSettings();
   bool Retryable(const Status& s, int64_t attempt) const;
   Status RetryPause(const SectionRun& run, const Status& s, int64_t attempt, Backoff& backoff);
   SectionFailure Attribute(const std::vector<SectionRun>& runs, const std::vector<size_t>& firsts,

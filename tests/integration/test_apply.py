@@ -310,14 +310,17 @@ class NonTransactionalTest(Base):
         details = {v: d for e, v, d in audit(db) if e == "applied"}
         self.assertEqual(set(details), {"1", "2"})
 
-    def test_killed_mid_way_leaves_running_row_that_blocks(self):
+    def test_killed_mid_way_leaves_running_row_that_the_next_run_resumes(self):
+        # Issue 15: the rerun used to exit 6 on the running row; it resumes it now at
+        # statement 2 (statements_done = 1), and every other assertion stays.
         db = new_database(self, "apply")
         mig = temp_migrations(self, {
             "1_ntx.sql": up("CREATE TABLE ntx_one (id int);\n"
-                            "SELECT pg_sleep(30);\n"
+                            "SELECT pg_sleep(30) FROM pg_class WHERE relname = 'sleep_gate';\n"
                             "CREATE TABLE ntx_two (id int);\n", "transaction:false"),
             "2_later.sql": up("CREATE TABLE ntx_later (id int);\n"),
         })
+        admin_sql("CREATE TABLE sleep_gate (id int)", db)
         p = self.spawn_migrate(db, mig)
         wait_until(lambda: backends_running(db, "pg_sleep(30)") == 1, 10,
                    "the 2nd statement runs")
@@ -325,27 +328,35 @@ class NonTransactionalTest(Base):
         p.wait(5)
         wait_until(lambda: advisory_locks(db) == 0, 3.0, "the lock is free within 3 s")
         self.assertEqual(history(db), {"1": "running"})
+        self.assertEqual(q1(db, "SELECT statements_done FROM pgboot_history"), "1")
         self.assertTrue(table_exists(db, "ntx_one"), "statement 1 committed on its own")
         self.assertFalse(table_exists(db, "ntx_two"))
-        cp = self.migrate(db, mig, "--lock-timeout", "5s")
-        self.assertExit(cp, 6)
-        self.assertRegex(cp.stderr, r"\b1\b.*running")
-        self.assertEqual(events(cp.stderr, "migration.start"), [])
-        self.assertFalse(table_exists(db, "ntx_later"))
-        self.assertEqual(history(db), {"1": "running"})
         cp = run(self.args("status", db, mig, "--output", "json"))
         self.assertExit(cp, 0)
         self.assertEqual([m["state"] for m in json.loads(cp.stdout)["migrations"]],
                          ["running", "pending"])
         self.assertExit(run(self.args("validate", db, mig)), 6)
+        admin_sql("DROP TABLE sleep_gate", db)
+        cp = self.migrate(db, mig, "--lock-timeout", "5s")
+        self.assertExit(cp, 0)
+        self.assertEqual([(e["version"], e["statement"]) for e in events(cp.stderr, "migration.resume")],
+                         [("1", "2")])
+        self.assertEqual(history(db), {"1": "applied", "2": "applied"})
+        self.assertTrue(table_exists(db, "ntx_two") and table_exists(db, "ntx_later"))
+        self.assertEqual(q1(db, "SELECT statements_done FROM pgboot_history WHERE version = '1'"),
+                         "3")
 
-    def test_sigterm_mid_way_marks_failed(self):
+    def test_sigterm_mid_way_leaves_running_then_resumes(self):
+        # Issue 15 changes this test (it was test_sigterm_mid_way_marks_failed): SIGTERM
+        # is a stop, not an SQL error, so the row stays running with statements_done
+        # unchanged and no failed audit row; the next run resumes at statement 2.
         db = new_database(self, "apply")
         mig = temp_migrations(self, {
             "1_ntx.sql": up("CREATE TABLE ntxs_one (id int);\n"
-                            "SELECT pg_sleep(600);\n"
+                            "SELECT pg_sleep(600) FROM pg_class WHERE relname = 'sleep_gate';\n"
                             "CREATE TABLE ntxs_two (id int);\n", "transaction:false"),
         })
+        admin_sql("CREATE TABLE sleep_gate (id int)", db)
         p = self.spawn_migrate(db, mig)
         wait_until(lambda: backends_running(db, "pg_sleep(600)") == 1, 10, "statement 2 runs")
         t0 = time.monotonic()
@@ -354,11 +365,17 @@ class NonTransactionalTest(Base):
         self.assertExit(cp, 143)
         self.assertLess(p.exited_at - t0, 1.0)
         self.assertEqual(backends_running(db, "pg_sleep(600)"), 0)
-        self.assertEqual(history(db), {"1": "failed"})
+        self.assertEqual(history(db), {"1": "running"})
+        self.assertEqual(q1(db, "SELECT statements_done FROM pgboot_history"), "1")
         self.assertFalse(table_exists(db, "ntxs_two"))
-        failed = [d for e, v, d in audit(db) if e == "failed" and v == "1"]
-        self.assertEqual(len(failed), 1, audit(db))
-        self.assertEqual(failed[0].get("statement"), 2)
+        self.assertEqual([e for e, v, d in audit(db) if e == "failed"], [], audit(db))
+        self.assertEqual([e["statement"] for e in events(cp.stderr, "migration.interrupted")], ["2"])
+        admin_sql("DROP TABLE sleep_gate", db)
+        cp = self.migrate(db, mig)
+        self.assertExit(cp, 0)
+        self.assertEqual([e["statement"] for e in events(cp.stderr, "migration.resume")], ["2"])
+        self.assertEqual(history(db), {"1": "applied"})
+        self.assertTrue(table_exists(db, "ntxs_two"))
 
     def test_failing_statement_marks_failed_and_blocks_later_runs(self):
         db = new_database(self, "apply")

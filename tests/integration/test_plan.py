@@ -619,7 +619,8 @@ class CustomHistoryTableTest(Base):
                          "attnum > 0 AND NOT attisdropped" % lit(self.TABLE), db).strip()
         self.assertEqual(cols, "version:text,name:text,checksum:text,status:text,"
                                "applied_at:timestamp with time zone,execution_ms:integer,"
-                               "applied_by:text,batch:integer,down_sql:text,down_options:text")
+                               "applied_by:text,batch:integer,down_sql:text,down_options:text,"
+                               "statements_done:integer")
         cols = admin_sql("SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' "
                          "ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
                          "'\"Custom Schema\".\"Hist_log\"'::regclass AND attnum > 0 AND NOT "

@@ -15,7 +15,7 @@ TEST_CASE("ExitCodeFor: every kind maps to its documented code") {
   CHECK(ExitCodeFor(Status::Timeout("x")) == kExitNotReady);
   CHECK(ExitCodeFor(Status::ConnectRejected("x", "28P01")) == kExitFatalConnect);
   CHECK(ExitCodeFor(Status::Sql("x", "42P01", 3)) == kExitMigrationFailed);
-  CHECK(ExitCodeFor(Status::ConnectionLost("x")) == kExitMigrationFailed);
+  CHECK(ExitCodeFor(Status::ConnectionLost("x")) == kExitNotReady);
   CHECK(ExitCodeFor(Status::Precondition("x")) == kExitValidation);
   CHECK(ExitCodeFor(Status::LockTimeout("x")) == kExitLockTimeout);
   CHECK(ExitCodeFor(Status::InvalidFiles("x")) == kExitInvalidFiles);

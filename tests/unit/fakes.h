@@ -69,7 +69,12 @@ class FakeDatabase : public Database {
   };
 
   FakeDatabase() {
+    Rule guarded{"l.pid = pg_backend_pid()", Status::Ok(), {}, -1};
+    guarded.result.affected = 1;  // the lock is still held
     defaults_ = {
+        // History's writes conditional on holding the lock (History::HoldsLockSql)
+        // write their row: before the holder query, which also reads pg_locks.
+        guarded,
         // Before the key: the holder query computes the key too.
         Answer1("FROM pg_locks", {"777", "other-pgboot", "2026-01-01T00:00:00.000Z"}),
         Answer1("to_regclass", {"f"}),
@@ -92,6 +97,12 @@ class FakeDatabase : public Database {
   // `match` fails with `error`, `times` times.
   void Fail(const std::string& match, Status error, int times = -1) {
     rules.push_back({match, std::move(error), {}, times});
+  }
+  // `match` succeeds affecting `affected` rows (an UPDATE's count), `times` times.
+  void Affect(const std::string& match, int64_t affected, int times = -1) {
+    Rule r{match, Status::Ok(), {}, times};
+    r.result.affected = affected;
+    rules.push_back(std::move(r));
   }
 
   Result<QueryResult> Exec(std::string_view sql, const std::vector<SqlParam>& params) override {

@@ -188,7 +188,8 @@ TEST_CASE("transaction:false: a running row, statements one by one, then applied
   const std::vector<std::string> all = e.db.Statements();
   size_t running = 0, index = 0, applied = 0;
   for (size_t i = 0; i < all.size(); ++i) {
-    if (Has(all[i], "'running'")) running = i;
+    // The INSERT of the running row (later writes name 'running' in their WHERE).
+    if (Has(all[i], "'running', now()")) running = i;
     if (Has(all[i], "CREATE INDEX CONCURRENTLY")) index = i;
     if (Has(all[i], "SET status = 'applied'")) applied = i;
   }
@@ -196,6 +197,9 @@ TEST_CASE("transaction:false: a running row, statements one by one, then applied
   CHECK(running < index);
   CHECK(index < applied);
   CHECK(e.db.SequencesWith("CREATE INDEX").empty());  // never pipelined into a transaction
+  // statements_done right after each statement, on its own (no BEGIN of pgboot's).
+  CHECK(Has(all[index + 1], "SET statements_done = 1 "));
+  CHECK(Has(all[index + 3], "SET statements_done = 2 "));
 
   Engine f;
   f.files = {FakeMigration("1", "SELECT 1;\nCREATE INDEX CONCURRENTLY i ON t (x);", false)};
