@@ -90,7 +90,7 @@ TEST_CASE("Read of an older table reads the missing columns as NULL and alters n
   CHECK_FALSE((*rows)[0].down_sql.has_value());
   const auto st = db.Statements();
   REQUIRE(st.size() == 2);
-  CHECK(Has(st[1], "batch, NULL::text, NULL::text FROM"));
+  CHECK(Has(st[1], "batch, NULL::text, NULL::text, statements_done::integer FROM"));
   CHECK(db.Count("ALTER") == 0);
 
   FakeDatabase upgraded;
@@ -101,7 +101,8 @@ TEST_CASE("Read of an older table reads the missing columns as NULL and alters n
   History h2(upgraded, Table());
   rows = h2.Read();
   REQUIRE(rows.ok());
-  CHECK(Has(upgraded.Statements()[1], "batch, down_sql, down_options FROM"));
+  CHECK(Has(upgraded.Statements()[1],
+            "batch, down_sql, down_options, statements_done::integer FROM"));
   CHECK((*rows)[0].down_sql == std::optional<std::string>("DROP TABLE a;"));
   CHECK((*rows)[0].down_options == std::optional<std::string>("transaction:false"));
 }
@@ -118,7 +119,7 @@ TEST_CASE("RecordApplied stores the down section and its options, NULL when none
   CHECK(Has(h.RecordApplied(without, 3, SqlValue::Int(0)), ", NULL, NULL)"));
   Migration empty = FakeMigration("3", "SELECT 1;");
   empty.down = Section{};  // an explicit no-op down is '' (not NULL)
-  CHECK(Has(h.RecordRunning(empty, 3), ", '', NULL)"));
+  CHECK(Has(h.RecordRunning(empty, 3), ", '', NULL, 0 WHERE EXISTS"));
 }
 
 }  // namespace pgboot
