@@ -73,9 +73,11 @@ class RestartBase(PgbootTestCase):
         mig = self.gated_set()
         p = spawn(self.args("migrate", mig), test=self)
         p.wait_for_line(r"migration\.start version=3\b", timeout=time_limit(15))
+        # Dropped before the restart: the statement already sleeping keeps sleeping,
+        # but the same run, reconnected within milliseconds, must not sleep again.
+        self.sql("DROP TABLE sleep_gate")
         stop(self.c, mode)
         self.c.start()
-        self.sql("DROP TABLE sleep_gate")
         cp = p.finish(time_limit(40))
         sys.stderr.write("restart (%s) mid-migration: exit %d\n" % (mode, cp.returncode))
         faults.assert_consistent(self, self.sql, self.db, 4, complete=cp.returncode == 0,
@@ -98,9 +100,9 @@ class RestartBase(PgbootTestCase):
         holder.wait_for_line(r"migration\.start version=2\b", timeout=time_limit(15))
         waiter = spawn(self.args("migrate", mig), env=env, test=self)
         waiter.wait_for_line(r"lock\.waiting\b", timeout=time_limit(15))
+        self.sql("DROP TABLE sleep_gate")  # before the restart, as above
         stop(self.c, mode)
         self.c.start()
-        self.sql("DROP TABLE sleep_gate")
         hcp, wcp = holder.finish(time_limit(40)), waiter.finish(time_limit(40))
         # Both lost their connection: an exit each chose, never a crash or a hang
         # (today the holder 5, the waiter 1 "taking the migration lock: terminating
@@ -164,17 +166,14 @@ class RestartTest(RestartBase):
 
 class ReconnectTest(RestartBase):
     """SPEC §5: a connection lost while migrating is not an SQL failure; the same run
-    reconnects and finishes. Built by issue 15 item 3 (its fixer flips these)."""
+    reconnects and finishes (issue 15 item 3)."""
 
-    @unittest.expectedFailure  # issue 15 item 3: today the run ends with exit 5
     def test_restart_fast_mid_migration_the_same_run_finishes(self):
         self.assertExit(self.restart_mid_migration("fast"), 0)
 
-    @unittest.expectedFailure  # issue 15 item 3: today the run ends with exit 5
     def test_restart_immediate_mid_migration_the_same_run_finishes(self):
         self.assertExit(self.restart_mid_migration("immediate"), 0)
 
-    @unittest.expectedFailure  # issue 15 item 3: today holder 5, waiter 1
     def test_restart_while_waiting_for_the_lock_both_runs_finish(self):
         for cp in self.while_waiting_for_the_lock("fast"):
             self.assertExit(cp, 0)
