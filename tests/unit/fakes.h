@@ -213,13 +213,13 @@ inline Migration FakeMigration(const std::string& version, const std::string& up
   m.checksum = "sum" + version;
   m.up.sql = up_sql;
   m.up.transactional = transactional;
-  auto st = SplitSql(up_sql, 1);
+  auto st = SplitSql(m.up.sql, 1);  // slices of the section's own sql, not of the argument
   REQUIRE(st.ok());
   m.up.statements = *st;
   if (!down_sql.empty()) {
     Section d;
     d.sql = down_sql;
-    auto ds = SplitSql(down_sql, 1);
+    auto ds = SplitSql(d.sql, 1);
     REQUIRE(ds.ok());
     d.statements = *ds;
     m.down = d;
