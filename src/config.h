@@ -130,5 +130,7 @@ Result<bool> ParseBool(std::string_view text);
 Result<QualifiedName> ParseQualifiedName(std::string_view text);
 // Formats milliseconds back the way a user would write them ("60s", "250ms", "0").
 std::string FormatDuration(int64_t ms);
+// ASCII lower case (settings' words and plain identifiers are case-insensitive).
+std::string AsciiLower(std::string_view s);
 
 }  // namespace pgboot

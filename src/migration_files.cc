@@ -125,48 +125,6 @@ std::optional<std::string> ApplyOptions(std::string_view options, bool* transact
   return std::nullopt;
 }
 
-// The leading keywords of a statement, upper-cased, to name it in a message: "START TRANSACTION".
-std::string Keywords(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (!(c >= 'A' && c <= 'Z') && c != ' ' && c != '\t') break;
-    out.push_back(c);
-  }
-  return std::string(Trim(out));
-}
-
-// The whitespace-separated word at *pos (advanced past it), or "" at the end.
-std::string_view NextWord(std::string_view s, size_t* pos) {
-  size_t i = *pos;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  size_t end = i;
-  while (end < s.size() && !std::isspace(static_cast<unsigned char>(s[end]))) ++end;
-  *pos = end;
-  return s.substr(i, end - i);
-}
-
-bool EqualsUpper(std::string_view word, std::string_view upper) {
-  if (word.size() != upper.size()) return false;
-  for (size_t i = 0; i < word.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(word[i])) != upper[i]) return false;
-  }
-  return true;
-}
-
-// COPY ... FROM STDIN: the protocol would wait for rows pgboot has none of.
-// Word by word, without a copy of the statement (it may be the whole file).
-bool IsCopyFromStdin(std::string_view statement) {
-  size_t pos = 0;
-  if (!EqualsUpper(NextWord(statement, &pos), "COPY")) return false;
-  bool after_from = false;
-  for (std::string_view w = NextWord(statement, &pos); !w.empty(); w = NextWord(statement, &pos)) {
-    if (after_from && w.size() >= 5 && EqualsUpper(w.substr(0, 5), "STDIN")) return true;
-    after_from = EqualsUpper(w, "FROM");
-  }
-  return false;
-}
-
 // Splits `section` into statements, recording lexer errors and forbidden transaction
 // control. Returns false when the section could not be lexed.
 bool SplitSection(const std::string& path, std::string_view how_to_opt_out, Section* section,
@@ -190,7 +148,7 @@ bool SplitSection(const std::string& path, std::string_view how_to_opt_out, Sect
   for (const SqlStatement& st : section->statements) {
     if (!st.is_transaction_control) continue;
     errors->push_back({path, st.line,
-                       Keywords(st.text) +
+                       LeadingKeywords(st.text) +
                            " in a transactional section: pgboot runs the section in its own "
                            "transaction; to manage transactions yourself, use " +
                            std::string(how_to_opt_out)});

@@ -1,6 +1,7 @@
 #include "sql_split.h"
 
 #include <array>
+#include <cctype>
 
 namespace pgboot {
 namespace {
@@ -128,6 +129,16 @@ class AtomicBodyTracker {
   size_t count_ = 0;
   int depth_ = 0;
 };
+
+// The whitespace-separated word at *pos (advanced past it), or "" at the end.
+std::string_view NextWord(std::string_view s, size_t* pos) {
+  size_t i = *pos;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  size_t end = i;
+  while (end < s.size() && !std::isspace(static_cast<unsigned char>(s[end]))) ++end;
+  *pos = end;
+  return s.substr(i, end - i);
+}
 
 }  // namespace
 
@@ -284,6 +295,31 @@ std::pair<int, int> PositionToLineColumn(const SqlStatement& st, int char_positi
     ++chars;
   }
   return {line, column};
+}
+
+std::string LeadingKeywords(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (!(c >= 'A' && c <= 'Z') && c != ' ' && c != '\t') break;
+    out.push_back(c);
+  }
+  std::string_view t = out;
+  while (!t.empty() && IsSpace(t.front())) t.remove_prefix(1);
+  while (!t.empty() && IsSpace(t.back())) t.remove_suffix(1);
+  return std::string(t);
+}
+
+// Word by word, without a copy of the statement (it may be the whole file).
+bool IsCopyFromStdin(std::string_view statement) {
+  size_t pos = 0;
+  if (!EqualsNoCase(NextWord(statement, &pos), "copy")) return false;
+  bool after_from = false;
+  for (std::string_view w = NextWord(statement, &pos); !w.empty(); w = NextWord(statement, &pos)) {
+    if (after_from && w.size() >= 5 && EqualsNoCase(w.substr(0, 5), "stdin")) return true;
+    after_from = EqualsNoCase(w, "from");
+  }
+  return false;
 }
 
 }  // namespace pgboot

@@ -43,6 +43,12 @@ Result<std::vector<SqlStatement>> SplitSql(std::string_view section, int first_l
 // transaction at top level, which a section run inside pgboot's transaction must not do.
 bool IsTransactionControl(std::string_view statement);
 
+// COPY ... FROM STDIN: the protocol would wait for rows pgboot has none of.
+bool IsCopyFromStdin(std::string_view statement);
+
+// The leading keywords of a statement, upper-cased, to name it in a message: "START TRANSACTION".
+std::string LeadingKeywords(std::string_view statement);
+
 // Maps a server error position (1-based, in characters of `st.text` as sent) to the
 // file's {line, column}. Positions outside the text are clamped to its ends.
 std::pair<int, int> PositionToLineColumn(const SqlStatement& st, int char_position);
