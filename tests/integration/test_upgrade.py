@@ -5,7 +5,8 @@ harness.previous_release) and this binary, on a real PostgreSQL 15:
 
 - the previous release migrates; status, validate and doctor of this binary work
   on its table and leave it exactly as it was;
-- the first writing command of this binary adds down_sql and down_options;
+- the first writing command of this binary adds down_sql, down_options and
+  statements_done;
 - the previous release still runs status, migrate (nothing to do) and rollback on
   the upgraded table.
 """
@@ -41,6 +42,8 @@ def catalog(db):
 
 OLD_COLUMNS = ["version", "name", "checksum", "status", "applied_at", "execution_ms",
                "applied_by", "batch"]
+# What 0.2 adds: the stored down (stored downs) and the resume point (resume).
+NEW_COLUMNS = ["down_sql", "down_options", "statements_done"]
 
 
 class UpgradeTest(PgbootTestCase):
@@ -79,9 +82,9 @@ class UpgradeTest(PgbootTestCase):
         self.mig.write("4_t4.sql", migration(4))
         cp = run(["migrate"], env=self.env)
         self.assertExit(cp, 0)
-        self.assertEqual(columns(self.db), OLD_COLUMNS + ["down_sql", "down_options"])
+        self.assertEqual(columns(self.db), OLD_COLUMNS + NEW_COLUMNS)
         added = [e["column"] for e in events(cp.stderr, "history.upgrade")]
-        self.assertEqual(added, ["down_sql", "down_options"])
+        self.assertEqual(added, NEW_COLUMNS)
         # Old rows keep NULL (no stored down); the new one stores its down.
         self.assertEqual(admin_sql("SELECT version, coalesce(rtrim(down_sql, E'\\n'), '<null>') FROM "
                                    "public.pgboot_history ORDER BY version::int", self.db)
