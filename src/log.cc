@@ -12,6 +12,8 @@
 #include <memory>
 #include <vector>
 
+#include "utf8.h"
+
 namespace pgboot {
 namespace {
 
@@ -274,26 +276,6 @@ void MarkRuns(std::string_view text, std::string_view secret, std::vector<bool>*
   }
 }
 
-// The length of the valid UTF-8 sequence of two or more bytes at s[i], or 0
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-size_t Utf8Length(std::string_view s, size_t i) {
-  auto b = [&](size_t k) -> unsigned {
-    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
-  };
-  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    return b(k) >= lo && b(k) <= hi;
-  };
-  const unsigned c = b(0);
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (c >= 0xE1 && c <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
-
 }  // namespace
 
 std::string Redact(std::string_view text) { return RedactKeyValues(RedactUris(text)); }
@@ -326,7 +308,7 @@ std::string JsonQuote(std::string_view s) {
     if (c >= 0x80) {
       // JSON text is UTF-8: a byte that starts no valid sequence (a misbehaving
       // server, a file name) becomes U+FFFD.
-      const size_t len = Utf8Length(s, i);
+      const size_t len = Utf8SequenceLength(s, i);
       if (len == 0) {
         out += "\\ufffd";
       } else {
