@@ -413,18 +413,4 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   return Status::Ok();
 }
 
-Status MigrateReconnecting(std::unique_ptr<Database> db, const Reconnect& reconnect,
-                           const Config& cfg, const std::vector<Migration>& files,
-                           const MigrateOptions& options, Clock& clock) {
-  for (int64_t attempt = 1;; ++attempt) {
-    Status s = Migrate(*db, cfg, files, options, clock);
-    if (s.kind() != StatusKind::kConnectionLost) return s;
-    LogWarn("migrate.reconnect", {{"attempt", attempt}, {"reason", Redact(s.message())}});
-    db.reset();  // the old session is gone; its lock went with it
-    auto again = reconnect();
-    if (!again.ok()) return again.status();
-    db = std::move(*again);
-  }
-}
-
 }  // namespace pgboot

@@ -32,11 +32,19 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
 // Opens a new session under a fresh --wait-timeout (what main's Connect does).
 using Reconnect = std::function<Result<std::unique_ptr<Database>>()>;
 
+// Lost connections in a row, with no progress in the history between them,
+// after which MigrateReconnecting stops reconnecting.
+inline constexpr int kLostWithoutProgress = 3;
+
 // Migrate on `db`; when the connection is lost (server restart, network,
 // pooler), logs migrate.reconnect, opens a new session with `reconnect` and
 // starts again from reading the history: a session lock is taken again and a
 // `running` row resumed, a rolled-back transaction retried. A reconnect that
-// fails ends it (past --wait-timeout: exit 3).
+// fails ends it (past --wait-timeout: exit 3), and so does the
+// kLostWithoutProgress-th lost connection in a row after which the history
+// shows no progress (docs/reference.md, "After a crash"): a statement that
+// ends the server's session every time must not loop. Defined in
+// migrate_reconnect.cc.
 Status MigrateReconnecting(std::unique_ptr<Database> db, const Reconnect& reconnect,
                            const Config& cfg, const std::vector<Migration>& files,
                            const MigrateOptions& options, Clock& clock);

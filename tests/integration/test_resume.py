@@ -147,5 +147,30 @@ class ResumeTest(Base):
         self.assertEqual(q1(db, col), "1", "migrate added the column under the lock")
 
 
+class ReconnectBoundTest(Base):
+    def test_a_statement_that_ends_its_session_every_time_runs_three_times_then_exit_3(self):
+        # pg_terminate_backend of its own session is 57P01, a lost connection
+        # (docs/after-a-crash.md, "A bound on reconnecting").
+        db = new_database(self, "resume")
+        admin_sql("CREATE TABLE tries (id int)", db)
+        mig = temp_migrations(self, {
+            "1_ok.sql": up("CREATE TABLE ok1 (id int);\n"),
+            "2_die.sql": up("INSERT INTO tries VALUES (1);\n"
+                            "SELECT pg_terminate_backend(pg_backend_pid());\n",
+                            "transaction:false"),
+        })
+        cp = self.migrate(db, mig, "--log-format", "json")
+        self.assertExit(cp, 3)
+        self.assertIn("lost 3 times in a row with no progress", cp.stderr)
+        self.assertEqual(len(events(cp.stderr, "migrate.reconnect")), 3, cp.stderr)
+        # The first session ran statement 1, recorded it, died at statement 2;
+        # each resume ran statement 2 again: three times in all, never a fourth.
+        self.assertEqual(q1(db, "SELECT count(*) FROM tries"), "1")
+        self.assertEqual(history(db), {"1": "applied", "2": "running"})
+        self.assertEqual(q1(db, "SELECT statements_done FROM pgboot_history WHERE version = '2'"),
+                         "1")
+        self.assertEqual(len(events(cp.stderr, "migration.resume")), 2, cp.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

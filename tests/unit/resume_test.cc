@@ -270,5 +270,57 @@ TEST_CASE("a lost connection reconnects and starts again from reading the histor
   CHECK(ExitCodeFor(t) == kExitNotReady);
 }
 
+TEST_CASE(
+    "reconnecting stops after kLostWithoutProgress losses in a row with the history unchanged") {
+  LogInit(LogFormat::kText, LogLevel::kInfo);
+  Config cfg;
+  FakeClock clock;
+  std::vector<Migration> files = {FakeMigration("1", "SELECT crash();")};
+  const Status lost = Status::ConnectionLost("server closed the connection unexpectedly");
+  int reconnects = 0, crashes = 0;
+  auto crashing = [&]() {
+    auto db = std::make_unique<FakeDatabase>();
+    db->Fail("crash()", lost);
+    db->on_statement = [&](const std::string& sql) { crashes += Has(sql, "crash()"); };
+    return db;
+  };
+  Reconnect again = [&]() -> Result<std::unique_ptr<Database>> {
+    ++reconnects;
+    return std::unique_ptr<Database>(crashing());
+  };
+  StderrCapture err;
+  Status s = MigrateReconnecting(crashing(), again, cfg, files, MigrateOptions{}, clock);
+  CHECK(ExitCodeFor(s) == kExitNotReady);
+  CHECK(Has(s.message(), "lost 3 times in a row with no progress"));
+  CHECK(Has(s.message(), "server closed the connection unexpectedly"));
+  // The statement ran three times, never a fourth.
+  CHECK(crashes == kLostWithoutProgress);
+  CHECK(reconnects == kLostWithoutProgress);
+  CHECK(err.Lines("migrate.reconnect").size() == kLostWithoutProgress);
+}
+
+TEST_CASE("progress in the history between lost connections keeps pgboot reconnecting") {
+  LogInit(LogFormat::kText, LogLevel::kInfo);
+  Config cfg;
+  FakeClock clock;
+  // Each session gets one statement further before it is lost: 5 losses, then done.
+  std::vector<Migration> files = {FakeMigration(
+      "1", "SELECT 1;\nSELECT 2;\nSELECT 3;\nSELECT 4;\nSELECT 5;\nSELECT 6;\nSELECT 7;", false)};
+  int reconnects = 0;
+  auto session = [&](int done) {
+    auto db = std::make_unique<FakeDatabase>();
+    if (done > 0) ScriptRunningRow(*db, files[0], std::to_string(done));
+    if (done < 5) db->Fail("SELECT " + std::to_string(done + 2), Status::ConnectionLost("gone"));
+    return db;
+  };
+  Reconnect again = [&]() -> Result<std::unique_ptr<Database>> {
+    ++reconnects;
+    return std::unique_ptr<Database>(session(reconnects));
+  };
+  Status s = MigrateReconnecting(session(0), again, cfg, files, MigrateOptions{}, clock);
+  CHECK(s.ok());
+  CHECK(reconnects == 5);
+}
+
 }  // namespace
 }  // namespace pgboot
