@@ -2,7 +2,8 @@
 """Rollback from any release on a real PostgreSQL 15 (docs/reference.md, "Stored
 downs", "Rolling back a deploy"): release N+1 applied 4 and 5, release N (files
 1-3) runs `rollback --future` from the stored downs; edited downs; stored downs that
-fail; `status` "rollback"; repair of downs; `reset`; and the real-world file shapes
+fail; a stored transaction:false down refused through PgBouncer in transaction lock
+mode; `status` "rollback"; repair of downs; `reset`; and the real-world file shapes
 (no-op ups and downs, orphan downs, directories and non-UTF-8 names).
 """
 
@@ -10,9 +11,10 @@ import json
 import os
 import unittest
 
-from harness.case import PgbootTestCase
+from harness.case import PgbootTestCase, skip_loudly
 from harness.files import temp_migrations
 from harness.logs import events
+from harness.pgbouncer import PGBOUNCER, start_pgbouncer
 from harness.proc import run
 from harness.server import new_database, url
 from harness.sql import admin_sql, audit, history, q1, tables
@@ -97,6 +99,29 @@ class FutureTest(Base):
         self.assertIn("stored down of version 5:1\nDROP INDEX CONCURRENTLY i5;", cp.stdout)
         self.assertIn("down from the stored copy", cp.stdout)
         self.assertEqual(sorted(history(self.db)), ["1", "2", "3", "4", "5"])
+
+    def test_a_stored_transaction_false_down_is_refused_in_transaction_lock_mode(self):
+        # Version 5's file is gone, so its down comes from the stored copy, and that
+        # copy is transaction:false: only session lock mode can run it (docs/pooler.md).
+        if not os.access(PGBOUNCER, os.X_OK):
+            skip_loudly(self, "pgbouncer is not installed (scripts/setup.sh installs it)")
+        bouncer = start_pgbouncer(self, pool_mode="transaction", default_pool_size=2)
+        before = audit(self.db)
+        cp = self.pgboot(self.db, self.old, "rollback", "--future",
+                         DATABASE_URL=bouncer.url(self.db), PGBOOT_LOCK_MODE="auto")
+        self.assertExit(cp, 2)
+        self.assertEqual([e["mode"] for e in events(cp.stderr, "lock.mode")], ["transaction"])
+        self.assertIn("rolling back 5 (i5) (its down section is transaction:false)", cp.stderr)
+        self.assertIn("--lock-mode session", cp.stderr)
+        # Refused before anything ran: 4's transactional down did not run either.
+        self.assertFalse(events(cp.stderr, "migration.rolled_back"))
+        self.assertEqual(sorted(history(self.db)), ["1", "2", "3", "4", "5"])
+        self.assertEqual(tables(self.db, "t"), ["t1", "t2", "t3", "t4"])
+        self.assertEqual(q1(self.db, "SELECT to_regclass('i5') IS NOT NULL"), "t")
+        self.assertEqual(audit(self.db), before)
+        # The way out the message names: a session on the server runs it.
+        self.ok(self.db, self.old, "rollback", "--future")
+        self.assertEqual(sorted(history(self.db)), ["1", "2", "3"])
 
     def test_future_with_another_selection_is_a_usage_error(self):
         for other in (["--steps", "1"], ["--to", "3"], ["--batch"]):
