@@ -31,38 +31,33 @@ Status MigrationLock::Acquire() {
   auto key = db_.Exec("SELECT " + history_.LockKeySql());
   if (!key.ok()) return HistoryError(key.status(), "computing the migration lock key");
   key_ = Cell(*key);
-  const int64_t start = clock_.NowMs();
-  int64_t next_log = start;
-  Backoff backoff(kPollBaseMs, kPollCapMs);
+  LockWait wait(db_, history_, cfg_, clock_);
   for (;;) {
     auto r = db_.Exec("SELECT pg_try_advisory_lock($1::bigint)", {key_});
     if (!r.ok()) return HistoryError(r.status(), "taking the migration lock");
     const int64_t now = clock_.NowMs();
     if (Cell(*r) == "t") {
       held_ = true;
-      LogInfo("lock.acquired", {{"key", key_}, {"waited_ms", now - start}});
+      LogInfo("lock.acquired", {{"key", key_}, {"waited_ms", now - wait.start()}});
       return Status::Ok();
     }
-    if (now >= next_log) {
-      LogHolder(now - start);
-      next_log = now + std::max<int64_t>(cfg_.lock_log_interval_ms, 1);
-    }
-    const bool forever = cfg_.lock_timeout_ms == 0;
-    if (!forever && now - start >= cfg_.lock_timeout_ms) {
-      return Status::LockTimeout("could not get the migration lock within " +
-                                 FormatDuration(cfg_.lock_timeout_ms) +
-                                 " (another pgboot is migrating; see lock.waiting for the holder)");
-    }
-    // At least 1 ms, and never past the deadline or the next lock.waiting line.
-    int64_t sleep = backoff.Next(clock_.Uniform01()) + 1;
-    if (!forever) sleep = std::min(sleep, std::max<int64_t>(start + cfg_.lock_timeout_ms - now, 1));
-    sleep = std::min(sleep, std::max<int64_t>(next_log - now, 1));
-    Status s = clock_.Sleep(sleep);
-    if (!s.ok()) return s;
+    wait.LogHolderIfDue(now);
+    if (Status s = wait.Pause(now); !s.ok()) return s;
   }
 }
 
-void MigrationLock::LogHolder(int64_t waited_ms) {
+LockWait::LockWait(Database& db, const History& history, const Config& cfg, Clock& clock)
+    : db_(db),
+      history_(history),
+      cfg_(cfg),
+      clock_(clock),
+      start_(clock.NowMs()),
+      next_log_(start_),
+      backoff_(kPollBaseMs, kPollCapMs) {}
+
+void LockWait::LogHolderIfDue(int64_t now) {
+  if (now < next_log_) return;
+  next_log_ = now + std::max<int64_t>(cfg_.lock_log_interval_ms, 1);
   auto h = db_.Exec(history_.LockHolderSql());
   LogFields f;
   if (h.ok() && !h->rows.empty()) {
@@ -76,8 +71,22 @@ void MigrationLock::LogHolder(int64_t waited_ms) {
          {"holder_application_name", ""},
          {"holder_since", ""}};
   }
-  f.push_back({"waited_ms", waited_ms});
+  f.push_back({"waited_ms", now - start_});
   LogInfo("lock.waiting", f);
+}
+
+Status LockWait::Pause(int64_t now) {
+  const bool forever = cfg_.lock_timeout_ms == 0;
+  if (!forever && now - start_ >= cfg_.lock_timeout_ms) {
+    return Status::LockTimeout("could not get the migration lock within " +
+                               FormatDuration(cfg_.lock_timeout_ms) +
+                               " (another pgboot is migrating; see lock.waiting for the holder)");
+  }
+  // At least 1 ms, and never past the deadline or the next lock.waiting line.
+  int64_t sleep = backoff_.Next(clock_.Uniform01()) + 1;
+  if (!forever) sleep = std::min(sleep, std::max<int64_t>(start_ + cfg_.lock_timeout_ms - now, 1));
+  sleep = std::min(sleep, std::max<int64_t>(next_log_ - now, 1));
+  return clock_.Sleep(sleep);
 }
 
 void MigrationLock::Release() {

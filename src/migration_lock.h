@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "backoff.h"
 #include "clock.h"
 #include "config.h"
 #include "database.h"
@@ -25,13 +26,37 @@ class MigrationLock {
   void Release();
 
  private:
-  void LogHolder(int64_t waited_ms);
   Database& db_;
   const History& history_;
   const Config& cfg_;
   Clock& clock_;
   std::string key_;
   bool held_ = false;
+};
+
+// The wait between two tries of the migration lock, the same in both lock
+// modes: lock.waiting with the holder at once and then every
+// lock_log_interval, LockTimeout after lock_timeout, a jittered backoff sleep
+// in between. Every wait is a Clock::Sleep.
+class LockWait {
+ public:
+  LockWait(Database& db, const History& history, const Config& cfg, Clock& clock);
+  // When the first try was made (construction), on the clock.
+  int64_t start() const { return start_; }
+  // After a try that failed at `now`: lock.waiting with the holder, when one is due.
+  void LogHolderIfDue(int64_t now);
+  // LockTimeout once lock_timeout has passed at `now`; else sleeps, never past
+  // that deadline or the next lock.waiting line.
+  Status Pause(int64_t now);
+
+ private:
+  Database& db_;
+  const History& history_;
+  const Config& cfg_;
+  Clock& clock_;
+  const int64_t start_;
+  int64_t next_log_;
+  Backoff backoff_;
 };
 
 // What every writing command does before it decides again: takes the lock,

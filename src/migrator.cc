@@ -45,7 +45,7 @@ std::vector<const Migration*> UpTo(const std::vector<const Migration*>& pending,
 class Applier {
  public:
   Applier(Database& db, const Config& cfg, History& history, Clock& clock, int64_t batch)
-      : history_(history), batch_(batch), runner_(db, history, clock, Options(cfg)) {}
+      : history_(history), batch_(batch), runner_(db, history, clock, UpRunnerOptions(cfg)) {}
 
   // Applies one migration. `last` marks the run's final commit, the only one
   // that must wait for the WAL flush: each migration stays atomic, so a server
@@ -79,41 +79,7 @@ class Applier {
   }
 
  private:
-  static RunnerOptions Options(const Config& cfg) {
-    RunnerOptions o = BaseRunnerOptions(
-        cfg, {"migration.start", "migration.progress", "migration.applied", "migration.failed"},
-        "migration");
-    o.lock_timeout_ms = cfg.ddl_lock_timeout_ms;
-    o.retry.lock_timeout = cfg.ddl_lock_timeout_ms > 0;
-    o.retry.max_retries = cfg.ddl_retries;
-    return o;
-  }
-
-  AuditEntry AppliedAudit(const Migration& m, const SqlValue& ms) const {
-    return {"applied",
-            m.version,
-            {{"execution_ms", ms},
-             {"checksum", SqlValue::Text(m.checksum)},
-             {"name", SqlValue::Text(m.name)},
-             {"batch", SqlValue::Int(batch_)}}};
-  }
-
-  // A transactional run records its row and audit row in its own transaction,
-  // timed by the server.
-  SectionRun Run(const Migration& m) const {
-    SectionRun run{m.version, m.name, m.up_path, &m.up, {}};
-    if (m.up.statements.empty()) {
-      // Recorded like any other (docs/reference.md, "Migration files"), but worth a word:
-      // an empty file may also be one someone forgot to write.
-      LogWarn("migration.empty", {{"version", m.version}, {"name", m.name}, {"file", m.up_path}});
-    }
-    if (m.up.transactional) {
-      const SqlValue ms = SqlValue::ServerElapsedMs();
-      run.record = {history_.RecordApplied(m, batch_, ms), history_.Audit(AppliedAudit(m, ms)),
-                    history_.Notify()};
-    }
-    return run;
-  }
+  SectionRun Run(const Migration& m) const { return UpRun(history_, m, batch_); }
 
   // transaction:false: a committed `running` row first (or the row of the
   // run it resumes), then each statement on its own with statements_done
@@ -201,8 +167,7 @@ class Applier {
       (void)db().Exec("ROLLBACK");
       return u.ok() ? LockReleased(m, statements) : HistoryError(u.status(), what);
     }
-    AuditEntry audit = AppliedAudit(m, SqlValue::Int(ms));
-    audit.fields.back().second = SqlValue::Int(batch);
+    AuditEntry audit = AppliedAudit(m, SqlValue::Int(ms), batch);
     audit.fields.push_back({"transaction", SqlValue::Bool(false)});
     Status s = db().ExecSequence({history_.Audit(audit), history_.Notify(), "COMMIT"}, nullptr);
     if (s.ok()) return s;

@@ -38,6 +38,38 @@ RunnerOptions BaseRunnerOptions(const Config& cfg, const RunnerEvents& events, s
   return o;
 }
 
+RunnerOptions UpRunnerOptions(const Config& cfg) {
+  RunnerOptions o = BaseRunnerOptions(
+      cfg, {"migration.start", "migration.progress", "migration.applied", "migration.failed"},
+      "migration");
+  o.lock_timeout_ms = cfg.ddl_lock_timeout_ms;
+  o.retry.lock_timeout = cfg.ddl_lock_timeout_ms > 0;
+  o.retry.max_retries = cfg.ddl_retries;
+  return o;
+}
+
+AuditEntry AppliedAudit(const Migration& m, const SqlValue& ms, int64_t batch) {
+  return {"applied",
+          m.version,
+          {{"execution_ms", ms},
+           {"checksum", SqlValue::Text(m.checksum)},
+           {"name", SqlValue::Text(m.name)},
+           {"batch", SqlValue::Int(batch)}}};
+}
+
+SectionRun UpRun(const History& history, const Migration& m, int64_t batch) {
+  SectionRun run{m.version, m.name, m.up_path, &m.up, {}};
+  if (m.up.statements.empty()) {
+    LogWarn("migration.empty", {{"version", m.version}, {"name", m.name}, {"file", m.up_path}});
+  }
+  if (m.up.transactional) {
+    const SqlValue ms = SqlValue::ServerElapsedMs();
+    run.record = {history.RecordApplied(m, batch, ms), history.Audit(AppliedAudit(m, ms, batch)),
+                  history.Notify()};
+  }
+  return run;
+}
+
 SectionRunner::SectionRunner(Database& db, const History& history, Clock& clock,
                              RunnerOptions options)
     : db_(db), history_(history), clock_(clock), options_(std::move(options)) {}

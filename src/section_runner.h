@@ -61,6 +61,19 @@ struct SectionRun {
   std::vector<std::string> record;  // History SQL, after the statements, same transaction
 };
 
+// The options of up sections, the same in both lock modes: the migration.*
+// events, SET LOCAL lock_timeout from --ddl-lock-timeout and its --ddl-retries.
+RunnerOptions UpRunnerOptions(const Config& cfg);
+
+// The audit row of an applied migration, its time `ms`.
+AuditEntry AppliedAudit(const Migration& m, const SqlValue& ms, int64_t batch);
+
+// m's up section (migration.empty logged when it has no statements: recorded
+// like any other, docs/reference.md "Migration files", but maybe forgotten).
+// A transactional one commits with its applied row, its audit row and NOTIFY
+// pgboot, timed by the server; a transaction:false one records its own rows.
+SectionRun UpRun(const History& history, const Migration& m, int64_t batch);
+
 // Where a failure happened: which run, which of its statements (index), and
 // the error. `in_statements` is false when it was pgboot's own SQL (BEGIN,
 // settings, the record statements, COMMIT).

@@ -2,20 +2,11 @@
 
 #include <algorithm>
 
-#include "backoff.h"
 #include "log.h"
 #include "migration_lock.h"
 #include "version.h"
 
 namespace pgboot {
-namespace {
-
-// As session mode's poll: full jitter up to 500 ms.
-constexpr int64_t kPollBaseMs = 50;
-constexpr int64_t kPollCapMs = 500;
-
-}  // namespace
-
 Status RefuseInTransactionMode(std::string_view what) {
   return Status::Usage(std::string(what) +
                        " needs session lock mode, but this connection uses transaction lock mode "
@@ -34,9 +25,7 @@ Status TransactionLock::Open() {
   for (const std::string& s : BeginStatements(db_)) open += s + "; ";
   open +=
       "SELECT pg_try_advisory_xact_lock(k), k FROM (SELECT " + history_.LockKeySql() + " AS k) key";
-  const int64_t start = clock_.NowMs();
-  int64_t next_log = start;
-  Backoff backoff(kPollBaseMs, kPollCapMs);
+  LockWait wait(db_, history_, cfg_, clock_);
   for (;;) {
     auto r = db_.Exec(open);
     if (!r.ok()) {
@@ -45,7 +34,8 @@ Status TransactionLock::Open() {
     }
     const int64_t now = clock_.NowMs();
     if (Cell(*r) == "t") {
-      LogFields f = {{"key", Cell(*r, 0, 1)}, {"waited_ms", now - start}, {"mode", "transaction"}};
+      LogFields f = {
+          {"key", Cell(*r, 0, 1)}, {"waited_ms", now - wait.start()}, {"mode", "transaction"}};
       if (logged_acquired_) {
         LogDebug("lock.acquired", f);
       } else {
@@ -54,22 +44,9 @@ Status TransactionLock::Open() {
       }
       return Status::Ok();
     }
-    if (now >= next_log) {
-      LogHolder(now - start);  // still inside the transaction: its SET LOCALs apply
-      next_log = now + std::max<int64_t>(cfg_.lock_log_interval_ms, 1);
-    }
+    wait.LogHolderIfDue(now);  // still inside the transaction: its SET LOCALs apply
     Rollback();
-    const bool forever = cfg_.lock_timeout_ms == 0;
-    if (!forever && now - start >= cfg_.lock_timeout_ms) {
-      return Status::LockTimeout("could not get the migration lock within " +
-                                 FormatDuration(cfg_.lock_timeout_ms) +
-                                 " (another pgboot is migrating; see lock.waiting for the holder)");
-    }
-    int64_t sleep = backoff.Next(clock_.Uniform01()) + 1;
-    if (!forever) sleep = std::min(sleep, std::max<int64_t>(start + cfg_.lock_timeout_ms - now, 1));
-    sleep = std::min(sleep, std::max<int64_t>(next_log - now, 1));
-    Status s = clock_.Sleep(sleep);
-    if (!s.ok()) return s;
+    if (Status s = wait.Pause(now); !s.ok()) return s;
   }
 }
 
@@ -115,23 +92,6 @@ Status WriteUnderLock(Database& db, History& history, const Config& cfg, Clock& 
     return HistoryError(w, what);
   }
   return Status::Ok();
-}
-
-void TransactionLock::LogHolder(int64_t waited_ms) {
-  auto h = db_.Exec(history_.LockHolderSql());
-  LogFields f;
-  if (h.ok() && !h->rows.empty()) {
-    const std::string pid = Cell(*h, 0, 0);
-    f = {{"holder_pid", static_cast<int64_t>(IsVersionText(pid) ? std::stoll(pid) : 0)},
-         {"holder_application_name", Cell(*h, 0, 1)},
-         {"holder_since", Cell(*h, 0, 2)}};
-  } else {
-    f = {{"holder_pid", static_cast<int64_t>(0)},
-         {"holder_application_name", ""},
-         {"holder_since", ""}};
-  }
-  f.push_back({"waited_ms", waited_ms});
-  LogInfo("lock.waiting", f);
 }
 
 }  // namespace pgboot

@@ -36,7 +36,6 @@ class TransactionLock {
   Status Commit(const std::string& what);
 
  private:
-  void LogHolder(int64_t waited_ms);
   Database& db_;
   const History& history_;
   const Config& cfg_;

@@ -42,7 +42,7 @@ class TransactionApplier {
       : cfg_(cfg),
         history_(history),
         lock_(db, history, cfg, clock),
-        runner_(db, history, clock, Options(cfg)) {}
+        runner_(db, history, clock, UpRunnerOptions(cfg)) {}
 
   // Creates (or upgrades) pgboot's tables under the lock, in a transaction of their own.
   Status Tables() {
@@ -121,16 +121,6 @@ class TransactionApplier {
   int64_t applied() const { return applied_; }
 
  private:
-  static RunnerOptions Options(const Config& cfg) {
-    RunnerOptions o = BaseRunnerOptions(
-        cfg, {"migration.start", "migration.progress", "migration.applied", "migration.failed"},
-        "migration");
-    o.lock_timeout_ms = cfg.ddl_lock_timeout_ms;
-    o.retry.lock_timeout = cfg.ddl_lock_timeout_ms > 0;
-    o.retry.max_retries = cfg.ddl_retries;
-    return o;
-  }
-
   // Opens m's locked transaction and re-checks: true to run it (the
   // transaction stays open), false when another runner applied it (rolled back).
   Result<bool> OpenFor(const Migration& m) {
@@ -191,20 +181,7 @@ class TransactionApplier {
     return todo;
   }
 
-  SectionRun Run(const Migration& m) const {
-    const SqlValue ms = SqlValue::ServerElapsedMs();
-    AuditEntry audit{"applied",
-                     m.version,
-                     {{"execution_ms", ms},
-                      {"checksum", SqlValue::Text(m.checksum)},
-                      {"name", SqlValue::Text(m.name)},
-                      {"batch", SqlValue::Int(batch_)}}};
-    return {m.version,
-            m.name,
-            m.up_path,
-            &m.up,
-            {history_.RecordApplied(m, batch_, ms), history_.Audit(audit), history_.Notify()}};
-  }
+  SectionRun Run(const Migration& m) const { return UpRun(history_, m, batch_); }
 
   const Config& cfg_;
   History& history_;
