@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fault suite: the server restarted (fast and immediate shutdown) while pgboot waits
-for it, while it waits for the lock and while it migrates (invariants in faults.py).
+for it, while it waits for the lock and while it migrates, transactional and
+transaction:false migrations both (invariants in faults.py).
 
 Each class runs its own throw-away cluster (harness.server.new_cluster), so restarting it
 never disturbs the suites sharing the main server.
@@ -15,8 +16,10 @@ import uuid
 import faults  # this suite's invariants, next to it
 from harness.case import PgbootTestCase, time_limit
 from harness.files import temp_migrations, up
-from harness.proc import run, spawn
+from harness.logs import events
+from harness.proc import run, spawn, wait_until
 from harness.server import new_cluster
+from harness.sql import PsqlSession
 
 
 def pg_ctl(cluster, *args):
@@ -173,6 +176,54 @@ class ReconnectTest(RestartBase):
 
     def test_restart_immediate_mid_migration_the_same_run_finishes(self):
         self.assertExit(self.restart_mid_migration("immediate"), 0)
+
+    def restart_during_create_index_concurrently(self, mode):
+        """Restarts the server while a transaction:false migration's CREATE INDEX
+        CONCURRENTLY waits, its index already in the catalog, invalid: the same run
+        reconnects, drops that leftover, builds the index and finishes."""
+        files = faults.ledger_migrations(4)
+        files["3_m3.sql"] = up(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ledger_version_idx ON ledger (version);\n"
+            "INSERT INTO ledger SELECT 3 WHERE NOT EXISTS "
+            "(SELECT 1 FROM ledger WHERE version = 3);\n"
+            "CREATE TABLE IF NOT EXISTS m_3 (id int);\n", "transaction:false")
+        mig = temp_migrations(self, files)
+        # As on a production server (the harness turns it off for speed): a commit
+        # survives an immediate shutdown, so the `running` row and the index's catalog
+        # entry are there to resume from.
+        self.sql("ALTER DATABASE %s SET synchronous_commit = on" % self.db)
+        # An open snapshot makes the build wait (for older snapshots) before it can
+        # mark the index valid; the restart ends that snapshot's session too.
+        holder = PsqlSession(self, self.db, url=self.c.url(self.db))
+        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT 1")
+        p = spawn(self.args("migrate", mig, "--log-format", "json"), test=self)
+        wait_until(lambda: self.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+            "query LIKE 'CREATE INDEX CONCURRENTLY%'").strip() == "1", time_limit(15),
+            "CREATE INDEX CONCURRENTLY waits for the open snapshot")
+        self.assertEqual(self.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                                  "'ledger_version_idx'::regclass").strip(), "f")
+        stop(self.c, mode)
+        self.c.start()
+        cp = p.finish(time_limit(40))
+        self.assertExit(cp, 0, "the same run reconnects and finishes")
+        self.assertGreaterEqual(len(events(cp.stderr, "migrate.reconnect")), 1, cp.stderr)
+        self.assertEqual([(e["version"], e["statement"], e.get("dropped_index"))
+                          for e in events(cp.stderr, "migration.resume")],
+                         [("3", 1, None), ("3", 1, "public.ledger_version_idx")], cp.stderr)
+        faults.assert_consistent(self, self.sql, self.db, 4, complete=True,
+                                 what="restart (%s) during CREATE INDEX CONCURRENTLY" % mode)
+        self.assertEqual(self.sql("SELECT count(*) FROM pg_index WHERE NOT indisvalid").strip(),
+                         "0", "no invalid index is left")
+        self.assertEqual(self.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                                  "'ledger_version_idx'::regclass").strip(), "t")
+
+    def test_restart_fast_during_a_transaction_false_migration_the_same_run_finishes(self):
+        self.restart_during_create_index_concurrently("fast")
+
+    def test_restart_immediate_during_a_transaction_false_migration_the_same_run_finishes(self):
+        self.restart_during_create_index_concurrently("immediate")
 
     def test_restart_while_waiting_for_the_lock_both_runs_finish(self):
         for cp in self.while_waiting_for_the_lock("fast"):

@@ -92,20 +92,37 @@ class ResumeTest(Base):
         db = new_database(self, "resume")
         admin_sql("CREATE TABLE ru (id int)", db)
         mig = temp_migrations(self, {
-            "1_unlock.sql": up("INSERT INTO ru VALUES (1);\nSELECT pg_advisory_unlock_all();\n"
-                               "INSERT INTO ru VALUES (2);\n", "transaction:false"),
+            "1_unlock.sql": up("INSERT INTO ru VALUES (1);\nSELECT pg_advisory_lock(4711);\n"
+                               "SELECT pg_advisory_unlock_all();\nINSERT INTO ru VALUES (2);\n",
+                               "transaction:false"),
         })
+        # The test holds key 4711, so whoever wins the lock stops at statement 2 until
+        # the other has proved, with lock.waiting, that it is racing for the same lock.
+        gate = PsqlSession(self, db)
+        gate.execute("SELECT pg_advisory_lock(4711)")
         barrier = StartBarrier(2, test=self)
         procs = [spawn(self.args("migrate", db, mig, "--log-format", "json"), test=self,
                        barrier=barrier, env={"PGBOOT_LOCK_LOG_INTERVAL": "100ms"})
                  for _ in range(2)]
         barrier.release()
-        results = [p.finish(timeout=30) for p in procs]
-        for cp in results:
+        waiter = wait_until(lambda: next((p for p in procs if any(
+            '"event":"lock.waiting"' in line for line in list(p.err.lines))), None), 20,
+            "a racer logs lock.waiting while the other holds the lock")
+        winner = procs[1 - procs.index(waiter)]
+        wait_until(lambda: backends_running(db, "pg_advisory_lock(4711)") == 1, 10,
+                   "the winner waits at statement 2")
+        gate.execute("SELECT pg_advisory_unlock(4711)")
+        results = {p: p.finish(timeout=30) for p in procs}
+        for cp in results.values():
             self.assertExit(cp, 1)
-            self.assertIn("statement 2 released the migration lock", cp.stderr)
-        self.assertEqual(q1(db, "SELECT count(*) FROM ru WHERE id = 2"), "0",
-                         "nothing after the statement that released the lock ran")
+            self.assertIn("statement 3 released the migration lock", cp.stderr)
+        self.assertEqual(events(results[winner].stderr, "migration.resume"), [])
+        # The waiter took the lock the winner's statement 3 let go, resumed at statement 3
+        # and stopped at once after it, never running statements 1, 2 or 4.
+        self.assertEqual([e["statement"] for e in events(results[waiter].stderr,
+                                                          "migration.resume")], [3])
+        self.assertEqual(q1(db, "SELECT string_agg(id::text, ',') FROM ru"), "1",
+                         "statement 1 ran once; nothing after the one that released the lock")
         self.assertEqual(history(db), {"1": "running"})
 
     def test_a_failed_row_still_blocks_until_repair(self):
