@@ -4,11 +4,13 @@
 No container runs here (config needs no daemon): docker-compose.yml (the
 production pattern), docker-compose.dev.yml (the development pattern),
 docker-compose.gate.yml (the schema gate), each alone and with the test
-overrides. By hand:
+overrides, and deploy/compose/docker-compose.pooler.yml (behind PgBouncer) with
+its PgBouncer configuration. By hand:
 
     python3 tests/compose/test_compose_config.py -v
 """
 
+import configparser
 import os
 import unittest
 import urllib.parse
@@ -141,6 +143,54 @@ class ComposeConfigTest(unittest.TestCase):
         p, _ = config(compose_tools.COMPOSE_FILE, rollback_file)
         self.assertNotEqual(p.returncode, 0, "the previous image must be named")
         self.assertIn("PGBOOT_PREVIOUS_IMAGE", p.stdout + p.stderr)
+
+    def test_pooler_file(self):
+        # docs/pooler.md: the app through PgBouncer, pgboot straight to PostgreSQL.
+        compose_dir = os.path.join(compose_tools.SOURCE_DIR, "deploy", "compose")
+        prod = self.render(compose_tools.COMPOSE_FILE)
+        cfg = self.render(os.path.join(compose_dir, "docker-compose.pooler.yml"))
+        s = cfg["services"]
+        self.assertEqual(sorted(s), ["app", "pgbouncer", "postgres"])
+        self.assertEqual(s["postgres"], prod["services"]["postgres"])
+        app, bouncer = s["app"], s["pgbouncer"]
+        self.assertEqual(app["environment"], {
+            "RUN_MIGRATIONS": "true",
+            "PGBOOT_DATABASE_URL_FILE": "/run/secrets/database_url",
+            "DATABASE_URL_FILE": "/run/secrets/pooled_database_url"})
+        self.assertEqual(app["secrets"], [{"source": "database_url"},
+                                          {"source": "pooled_database_url"}])
+        self.assertIn("DATABASE_URL=$$(cat /run/secrets/pooled_database_url) exec /app/serve",
+                      app["command"][-1], "the app gets the pooled URL")
+        self.assertEqual(app["build"], prod["services"]["app"]["build"])
+        self.assertEqual(app["depends_on"]["postgres"], {"condition": "service_healthy"})
+        self.assertIn("pgbouncer", app["depends_on"])
+        self.assertEqual(bouncer["build"]["context"], os.path.join(compose_dir, "pgbouncer"))
+        for name, sec in cfg["secrets"].items():
+            self.assertTrue(os.path.isfile(sec["file"]), "secret %s: %s" % (name, sec["file"]))
+
+        ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+        ini.read(os.path.join(compose_dir, "pgbouncer", "pgbouncer.ini"))
+        pb = ini["pgbouncer"]
+        self.assertEqual(pb["pool_mode"], "transaction")
+        self.assertNotIn("ignore_startup_parameters", pb, "pgboot needs no workaround")
+        self.assertEqual(pb["auth_file"], "/run/secrets/" + bouncer["secrets"][0]["source"])
+        with open(os.path.join(compose_dir, "pgbouncer", "Dockerfile")) as f:
+            self.assertIn("COPY pgbouncer.ini /etc/pgbouncer/pgbouncer.ini", f.read())
+        # One database and one user everywhere: the URLs differ only in where they go.
+        pg_env = s["postgres"]["environment"]
+        password = compose_tools.read_secret("postgres_password")
+        direct = urllib.parse.urlsplit(compose_tools.read_secret("database_url"))
+        pooled = urllib.parse.urlsplit(compose_tools.read_secret("pooled_database_url"))
+        for u in (direct, pooled):
+            self.assertEqual((u.username, u.password, u.path),
+                             (pg_env["POSTGRES_USER"], password, "/" + pg_env["POSTGRES_DB"]))
+        self.assertEqual((direct.hostname, direct.port), ("postgres", 5432))
+        self.assertEqual((pooled.hostname, pooled.port), ("pgbouncer", int(pb["listen_port"])))
+        target = dict(kv.split("=") for kv in ini["databases"][pg_env["POSTGRES_DB"]].split())
+        self.assertEqual(target, {"host": "postgres", "port": "5432",
+                                  "dbname": pg_env["POSTGRES_DB"]})
+        self.assertEqual(compose_tools.read_secret("pgbouncer_userlist"),
+                         '"%s" "%s"' % (pg_env["POSTGRES_USER"], password))
 
     def test_with_the_test_overrides(self):
         variants = {

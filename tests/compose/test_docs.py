@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The integration docs quote the tested files verbatim, and nothing untested.
 
-docs/integrations/*.md, docs/troubleshooting.md and docs/operations.md:
+docs/integrations/*.md, docs/troubleshooting.md, docs/operations.md and
+docs/pooler.md:
   - a fenced block right after `<!-- snippet: PATH -->` must appear verbatim
     in PATH (a repository file that a suite runs or checks);
   - every yaml or dockerfile block carries such a marker, or says openly
@@ -23,7 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("PGBOOT_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
 DOCS = os.path.join(SOURCE_DIR, "docs")
 PAGES = sorted(glob.glob(os.path.join(DOCS, "integrations", "*.md"))) + [
-    os.path.join(DOCS, "troubleshooting.md"), os.path.join(DOCS, "operations.md")]
+    os.path.join(DOCS, "troubleshooting.md"), os.path.join(DOCS, "operations.md"),
+    os.path.join(DOCS, "pooler.md")]
 INTEGRATIONS = ("dockerfile", "compose", "kubernetes", "helm", "ci")
 QUOTED_FILES = ("docker-compose.yml", "docker-compose.dev.yml", "Dockerfile.migration",
                 "examples/app/Dockerfile", "deploy/kubernetes/init-container.yaml",
@@ -32,7 +34,8 @@ QUOTED_FILES = ("docker-compose.yml", "docker-compose.dev.yml", "Dockerfile.migr
                 "deploy/ci/github-actions.yml", "docker-compose.gate.yml",
                 "deploy/kubernetes/gate.yaml", "deploy/helm/app-gated/templates/migrate-job.yaml",
                 "deploy/helm/app-gated/templates/deployment.yaml", "docker-compose.rollback.yml",
-                "deploy/kubernetes/rollback-job.yaml")
+                "deploy/kubernetes/rollback-job.yaml", "deploy/compose/docker-compose.pooler.yml",
+                "deploy/kubernetes/pooler.yaml")
 
 SNIPPET = re.compile(r"^<!-- snippet: (\S+) -->$")
 ILLUSTRATION = "<!-- illustration: not a tested file -->"

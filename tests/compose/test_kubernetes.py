@@ -18,7 +18,8 @@ so:
     terminationMessagePolicy, backoffLimit, activeDeadlineSeconds (longer than
     pgboot's own timeouts), the podFailurePolicy exit codes, the Helm hook, and
     for the schema gate (gate.yaml, the app-gated chart) pods that gate instead
-    of migrating, with a startup probe that outlasts the gate.
+    of migrating, with a startup probe that outlasts the gate; behind a pooler
+    (pooler.yaml) a direct URL for pgboot beside the pooled one for the app.
 
     python3 tests/compose/test_kubernetes.py -v
 """
@@ -33,6 +34,7 @@ import re
 import shutil
 import subprocess
 import unittest
+import urllib.parse
 
 from compose_tools import images, yaml
 
@@ -418,6 +420,31 @@ class KubernetesExamplesTest(unittest.TestCase):
         c = dep["spec"]["template"]["spec"]["containers"][0]
         self.assertEqual(c["image"], "%s:%s" % (ctx["Values"]["image"]["repository"],
                                                 ctx["Values"]["image"]["tag"]))
+
+    def test_pooler_example(self):
+        # docs/pooler.md: pgboot straight to PostgreSQL, the app through the pooler.
+        [dep] = self.objects("kubernetes/pooler.yaml", "Deployment")
+        [secret] = self.objects("kubernetes/pooler.yaml", "Secret")
+        [c] = dep["spec"]["template"]["spec"]["containers"]
+        self.assertFalse(is_pgboot(c), "the app image, pgboot as its ENTRYPOINT")
+        env = {e["name"]: e for e in c["env"]}
+        self.assertEqual(env["RUN_MIGRATIONS"]["value"], "true")
+        urls = {}
+        for name in ("PGBOOT_DATABASE_URL", "DATABASE_URL"):
+            ref = env[name]["valueFrom"]["secretKeyRef"]
+            self.assertEqual(ref["name"], secret["metadata"]["name"])
+            urls[name] = urllib.parse.urlsplit(secret["stringData"][ref["key"]])
+        direct, pooled = urls["PGBOOT_DATABASE_URL"], urls["DATABASE_URL"]
+        self.assertEqual((direct.username, direct.password, direct.path),
+                         (pooled.username, pooled.password, pooled.path), "one database, one user")
+        self.assertEqual(direct.port, 5432)
+        self.assertNotEqual((direct.hostname, direct.port), (pooled.hostname, pooled.port))
+        wait = seconds(env["PGBOOT_WAIT_TIMEOUT"]["value"])
+        lock = seconds(env["PGBOOT_LOCK_TIMEOUT"]["value"])
+        probe = c["startupProbe"]
+        self.assertGreater(probe["periodSeconds"] * probe["failureThreshold"], wait + lock,
+                           "the kubelet must not restart a pod that is still migrating")
+        self.assertGreater(dep["spec"]["replicas"], 1, "the point: many pods, one migration")
 
     def test_render_refuses_what_it_cannot_check(self):
         ctx = chart_context()
