@@ -155,6 +155,19 @@ TEST_CASE(
   CHECK(r.db.Count("ROLLBACK") >= 2);
 }
 
+TEST_CASE(
+    "transaction mode: an empty migration is applied with migration.empty, as in session mode") {
+  World w;
+  Runner r(w);
+  r.files[1] = FakeMigration("2", "-- nothing yet");
+  StderrCapture log;
+  REQUIRE(r.Migrate().ok());
+  const std::vector<std::string> empty = log.Lines("migration.empty");
+  REQUIRE(empty.size() == 1);
+  CHECK(Has(empty[0], "version=2"));
+  CHECK(w.rows.size() == 3);
+}
+
 TEST_CASE("transaction mode: --lock-timeout bounds each wait for one migration (exit 7)") {
   World w;
   w.held_by_other = true;
