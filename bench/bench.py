@@ -14,6 +14,9 @@ Scenarios (see bench/README.md for what each one measures and why):
   noop     SIZE applied, nothing pending: pgboot migrate, dbmate up, pgboot -- true
   ready    the server starts after the waiter: pgboot wait, dbmate wait, pg_isready loop
   replicas REPLICAS starters at once, 1 pending migration
+  gate     the schema gate's latency: pgboot --wait-for-migrations, a polling loop
+  pooler   apply and replicas through a real PgBouncer (transaction pooling): pgboot,
+           psql through the same PgBouncer, pgboot direct
   footprint stripped binary size, peak RSS (from the apply and noop runs)
 
 Method: each tool is a direct child; wall time and peak RSS come from os.wait4.
@@ -43,11 +46,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The test harness package: bench/run.sh puts tests/ on PYTHONPATH.
 from harness import cluster as pgh
+from harness.pgbouncer import PGBOUNCER, PgBouncer
 from harness.proc import StartBarrier
 from harness.server import new_cluster
 
-SCENARIOS = ("apply", "noop", "ready", "replicas", "gate", "footprint")
+SCENARIOS = ("apply", "noop", "ready", "replicas", "gate", "pooler", "footprint")
 GATE_SIZE = 5  # migrations the gate scenario's migrator applies each run
+POOLER_POOL_SIZE = 20  # PgBouncer's own default_pool_size
 
 
 def harness_env():
@@ -475,8 +480,8 @@ class Bench:
     def pgboot(self, *args):
         return [self.args.pgboot] + list(args) + ["--log-level", "warn"]
 
-    def cmd_apply(self, tool, db, mig_dir=None):
-        url, d = self.server.url(db), mig_dir or self.mig_dir
+    def cmd_apply(self, tool, db, mig_dir=None, url=None):
+        url, d = url or self.server.url(db), mig_dir or self.mig_dir
         if tool == "pgboot":
             return self.pgboot("migrate", "--database-url", url, "--migrations-dir", d)
         if tool == "dbmate":
@@ -666,66 +671,75 @@ class Bench:
         tools = ["pgboot", "dbmate"]
         bases = {t: self.base_db(t) for t in tools}
         samples = {t: [] for t in tools}
-        pending = version(self.size + 1)
         for i in range(self.args.runs):
             for tool in rotated(tools, i):
                 db = "replicas_%s_%d" % (tool, i)
                 self.server.create_db(db, template=bases[tool])
                 self.server.sql("CHECKPOINT")
-                url = self.server.url(db)
-                if tool == "pgboot":
-                    argv = self.pgboot("--database-url", url, "--migrations-dir", self.plus1_dir,
-                                       "--", "true")
-                    env = clean_env({"RUN_MIGRATIONS": "true"})
-                else:
-                    argv = [self.args.dbmate, "--url", url, "--migrations-dir", self.plus1_dir,
-                            "--no-dump-schema", "--wait", "up"]
-                    env = clean_env()
-                barrier = StartBarrier(n)
-                offset = self.server.log_offset()
-                procs = [Proc(barrier.wrap(argv), env, self.cwd) for _ in range(n)]
-                contention = Contention()
-                try:
-                    t0 = barrier.release()
-                    for p in procs:
-                        p.wait(300)
-                finally:
-                    for p in procs:
-                        p.kill()
-                    barrier.close()
-                wall = max(p.ended for p in procs) - t0
-                outs = [p.output() for p in procs]
-                rcs = [p.rc for p in procs]
-                # Disconnection lines are written as the backends exit, just after the clients.
-                stats = None
-                for _ in range(100):
-                    stats = connection_stats(self.server.log_since(offset))
-                    if stats["open"] == 0:
-                        break
-                    time.sleep(0.02)
-                s = Sample(run=i, wall_s=wall, rcs=rcs, failed=sum(1 for r in rcs if r != 0),
-                           peak_connections=stats["peak"], connections=stats["connections"],
-                           server_errors=stats["server_errors"],
-                           client_errors=sorted({first_error(o, e) for (o, e), r in
-                                                 zip(outs, rcs) if r != 0}))
-                contention.done(s)
-                s.update(self.replica_outcome(tool, db, pending, outs, rcs))
-                s["errors"] = s["failed"] + len(s["server_errors"])
-                # pgboot must be right; dbmate's failures are what this scenario records.
-                s["valid"] = True
-                if tool == "pgboot" and (s["errors"] or s["applied_times"] != 1):
-                    s["valid"] = False
-                    self.invalid_run("replicas", tool, i, "%d failed starters, %d server errors, "
-                                     "migration applied %s times: %s" % (
-                                         s["failed"], len(s["server_errors"]), s["applied_times"],
-                                         s["client_errors"][:3] + s["server_errors"][:3]))
+                s = self.replicas_once("replicas", tool, tool, db, self.server.url(db), i)
                 samples[tool].append(s)
-                self.log("replicas run %d %-6s %7.1f ms  failed %2d  server errors %2d  "
-                         "peak conns %2d  applied %s" % (i, tool, wall * 1000, s["failed"],
-                                                         len(s["server_errors"]),
-                                                         s["peak_connections"], s["applied_times"]))
                 self.server.drop_db(db)
         self.results["replicas"] = {"tools": samples, "replicas": n}
+
+    def replicas_once(self, scenario, name, tool, db, url, i, pooled=False):
+        """REPLICAS starters of `tool` released at once at `url` against `db` (SIZE applied,
+        SIZE+1 files): one Sample with the wall time, failures, server errors, peak server
+        connections and how often the pending migration was applied. A pgboot run that is
+        not exactly once and error-free is invalid. `pooled`: through PgBouncer, whose server
+        connections outlive the starters (no wait for their disconnection lines)."""
+        n = self.args.replicas
+        pending = version(self.size + 1)
+        if tool == "pgboot":
+            argv = self.pgboot("--database-url", url, "--migrations-dir", self.plus1_dir,
+                               "--", "true")
+            env = clean_env({"RUN_MIGRATIONS": "true"})
+        else:
+            argv = [self.args.dbmate, "--url", url, "--migrations-dir", self.plus1_dir,
+                    "--no-dump-schema", "--wait", "up"]
+            env = clean_env()
+        barrier = StartBarrier(n)
+        offset = self.server.log_offset()
+        procs = [Proc(barrier.wrap(argv), env, self.cwd) for _ in range(n)]
+        contention = Contention()
+        try:
+            t0 = barrier.release()
+            for p in procs:
+                p.wait(300)
+        finally:
+            for p in procs:
+                p.kill()
+            barrier.close()
+        wall = max(p.ended for p in procs) - t0
+        outs = [p.output() for p in procs]
+        rcs = [p.rc for p in procs]
+        # Disconnection lines are written as the backends exit, just after the clients.
+        stats = None
+        for _ in range(1 if pooled else 100):
+            stats = connection_stats(self.server.log_since(offset))
+            if stats["open"] == 0:
+                break
+            time.sleep(0.02)
+        s = Sample(run=i, wall_s=wall, rcs=rcs, failed=sum(1 for r in rcs if r != 0),
+                   peak_connections=stats["peak"], connections=stats["connections"],
+                   server_errors=stats["server_errors"],
+                   client_errors=sorted({first_error(o, e) for (o, e), r in
+                                         zip(outs, rcs) if r != 0}))
+        contention.done(s)
+        s.update(self.replica_outcome(tool, db, pending, outs, rcs))
+        s["errors"] = s["failed"] + len(s["server_errors"])
+        # pgboot must be right; dbmate's failures are what this scenario records.
+        s["valid"] = True
+        if tool == "pgboot" and (s["errors"] or s["applied_times"] != 1):
+            s["valid"] = False
+            self.invalid_run(scenario, name, i, "%d failed starters, %d server errors, "
+                             "migration applied %s times: %s" % (
+                                 s["failed"], len(s["server_errors"]), s["applied_times"],
+                                 s["client_errors"][:3] + s["server_errors"][:3]))
+        self.log("%s run %d %-16s %7.1f ms  failed %2d  server errors %2d  peak conns %2d  "
+                 "applied %s" % (scenario, i, name, wall * 1000, s["failed"],
+                                 len(s["server_errors"]), s["peak_connections"],
+                                 s["applied_times"]))
+        return s
 
     def replica_outcome(self, tool, db, pending, outs, rcs):
         out = {}
@@ -829,6 +843,107 @@ class Bench:
         finally:
             p.kill()
         return s
+
+    # -- scenario 7
+
+    def scenario_pooler(self):
+        """apply-SIZE and replicas-N through a real PgBouncer in transaction pooling, beside
+        psql through the same PgBouncer and beside pgboot on a direct connection."""
+        if not os.access(PGBOUNCER, os.X_OK):
+            raise BenchError("%s is missing (scripts/setup.sh installs pgbouncer)" % PGBOUNCER)
+        bouncer = PgBouncer(pool_mode="transaction", default_pool_size=POOLER_POOL_SIZE,
+                            backend=self.server.cluster)
+        try:
+            bouncer.start()
+        except RuntimeError as e:
+            bouncer.destroy()
+            raise BenchError("pgbouncer did not start: %s" % e) from None
+        try:
+            self.results["pooler"] = {
+                "pgbouncer": subprocess.run([PGBOUNCER, "--version"], stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True)
+                .stdout.splitlines()[0].strip(),
+                "pool_mode": "transaction", "default_pool_size": POOLER_POOL_SIZE}
+            self.pooler_apply(bouncer)
+            self.pooler_replicas(bouncer)
+        finally:
+            bouncer.destroy()
+
+    def pooled_url(self, bouncer, db):
+        """The bench's URL with PgBouncer's host and port: same user, password, sslmode."""
+        return "postgresql://%s:%s@%s:%d/%s?sslmode=disable" % (
+            urllib.parse.quote(self.server.info["user"], safe=""),
+            urllib.parse.quote(self.server.info["password"], safe=""),
+            bouncer.host, bouncer.port, urllib.parse.quote(db, safe=""))
+
+    def forget_pooled(self, bouncer, db):
+        """Closes PgBouncer's server connections to `db` (KILL, then RESUME so the name is
+        usable again), so dropping it terminates no backend behind PgBouncer's back."""
+        bouncer.admin("KILL %s" % db)
+        bouncer.admin("RESUME %s" % db)
+
+    def pooler_runs(self):
+        """--smoke runs the pooler scenario once: it only has to prove the harness works."""
+        return 1 if self.args.smoke else self.args.runs
+
+    def pooler_apply(self, bouncer):
+        names = ["pgboot via PgBouncer", "psql via PgBouncer", "pgboot direct"]
+        samples = {n: [] for n in names}
+        for i in range(self.pooler_runs()):
+            for name in rotated(names, i):
+                tool = name.split()[0]
+                db = "pooler_apply_%d_%d" % (i, names.index(name))
+                self.server.create_db(db)
+                self.server.sql("CHECKPOINT")  # every tool starts with the same WAL state
+                pooled = "PgBouncer" in name
+                url = self.pooled_url(bouncer, db) if pooled else self.server.url(db)
+                argv = self.cmd_apply(tool, db, url=url)
+                if tool == "pgboot":
+                    # JSON at info (not self.pgboot's warn), for lock.mode: the same for
+                    # both pgboot variants.
+                    assert argv[-2:] == ["--log-level", "warn"]
+                    argv = argv[:-2] + ["--log-level", "info", "--log-format", "json"]
+                s, out, err = run_tool(argv, clean_env(), self.cwd)
+                s["run"] = i
+                try:
+                    expect_rc(name, s, out, err)
+                    if tool == "pgboot":
+                        modes = [json.loads(l).get("mode") for l in err.splitlines()
+                                 if l.startswith("{") and '"event":"lock.mode"' in l]
+                        want = "transaction" if pooled else "session"
+                        if modes != [want]:
+                            raise BenchError("%s: lock.mode %s, want [%s]" % (name, modes, want))
+                    s["schema"] = check_schema(self.server, db, tool, self.size)
+                    s["valid"] = True
+                except BenchError as e:
+                    s["valid"] = False
+                    self.invalid_run("pooler-apply", name, i, e)
+                samples[name].append(s)
+                self.log("pooler apply run %d %-20s %8.3f s%s" % (
+                    i, name, s["wall_s"], "" if s["valid"] else "  INVALID"))
+                if pooled:
+                    self.forget_pooled(bouncer, db)
+                self.server.drop_db(db)
+        self.results["pooler_apply"] = {"tools": samples}
+
+    def pooler_replicas(self, bouncer):
+        names = ["pgboot via PgBouncer", "pgboot direct"]
+        base = self.base_db("pgboot")
+        samples = {n: [] for n in names}
+        for i in range(self.pooler_runs()):
+            for name in rotated(names, i):
+                db = "pooler_replicas_%d_%d" % (i, names.index(name))
+                self.server.create_db(db, template=base)
+                self.server.sql("CHECKPOINT")
+                pooled = "PgBouncer" in name
+                url = self.pooled_url(bouncer, db) if pooled else self.server.url(db)
+                s = self.replicas_once("pooler-replicas", name, "pgboot", db, url, i,
+                                       pooled=pooled)
+                samples[name].append(s)
+                if pooled:
+                    self.forget_pooled(bouncer, db)
+                self.server.drop_db(db)
+        self.results["pooler_replicas"] = {"tools": samples, "replicas": self.args.replicas}
 
     # -- scenario 6
 
@@ -1030,6 +1145,35 @@ def build_rows(results, size):
             None if r is None else (p["median"] < 0.050 and r <= 0.1),
             paired=paired(t["pgboot --wait-for-migrations"], t["pg_isready + schema-check loop"],
                           "latency_s"))
+    if "pooler_apply" in results:
+        t = results["pooler_apply"]["tools"]
+        via, peer = t["pgboot via PgBouncer"], t["psql via PgBouncer"]
+        p, q = stat_of(via, "wall_s"), stat_of(peer, "wall_s")
+        r = (p["median"] / q["median"]) if p and q else None
+        sc = "apply-%d via PgBouncer (transaction pooling)" % size
+        row(sc, "wall time, pgboot in transaction lock mode", p,
+            "psql through the same PgBouncer, same files, 1 txn each", q, fmt_time,
+            "<= 1.10x psql", None if r is None else r <= 1.10,
+            paired=paired(via, peer, "wall_s"))
+        row(sc, "wall time, pgboot in transaction lock mode", p,
+            "pgboot direct to the server (session lock mode)",
+            stat_of(t["pgboot direct"], "wall_s"), fmt_time,
+            paired=paired(via, t["pgboot direct"], "wall_s"))
+    if "pooler_replicas" in results:
+        t = results["pooler_replicas"]["tools"]
+        ps, ds = t["pgboot via PgBouncer"], t["pgboot direct"]
+        sc = "replicas-%d via PgBouncer (1 pending)" % results["pooler_replicas"]["replicas"]
+        row(sc, "wall time until all finished", stat_of(ps, "wall_s"), "pgboot direct",
+            stat_of(ds, "wall_s"), fmt_time, paired=paired(ps, ds, "wall_s"))
+        perr = summary([s["errors"] for s in ps])
+        once = all(s["applied_times"] == 1 for s in ps) if ps else None
+        row(sc, "errors (failed starters + server ERRORs)", perr, "pgboot direct",
+            summary([s["errors"] for s in ds]), fmt_count, "0 errors, applied once",
+            None if perr is None else (perr["max"] == 0 and once))
+        row(sc, "peak server connections", summary([s["peak_connections"] for s in ps]),
+            "pgboot direct", summary([s["peak_connections"] for s in ds]), fmt_count)
+        row(sc, "times the migration was applied", summary([s["applied_times"] for s in ps]),
+            "pgboot direct", summary([s["applied_times"] for s in ds]), fmt_count)
     if "footprint" in results:
         b = results["footprint"]["binary_bytes"]
         p, d = summary([b["pgboot"]]), summary([b["dbmate"]])
@@ -1076,6 +1220,27 @@ def miss_notes(rows, results, a):
                         "below the cost of one login here: no client that logs in reaches it"
                         if target < login else "above one login here: reachable"))
                 notes.append("noop-start: " + "; ".join(parts) + ".")
+        elif sc.startswith("apply") and "PgBouncer" in sc:
+            t = results["pooler_apply"]["tools"]
+            p, q, d = (stat_of(t[k], "wall_s") for k in
+                       ("pgboot via PgBouncer", "psql via PgBouncer", "pgboot direct"))
+            if p and q and d:
+                st = summary([x.get("cpu_stall") for v in t.values() for x in v])
+                notes.append(
+                    "apply via PgBouncer: pgboot takes %.2f ms per migration more than psql "
+                    "through the same PgBouncer (%s vs %s for %d; paired %s). Per migration "
+                    "pgboot makes three round trips through PgBouncer (BEGIN with its SET LOCALs "
+                    "and the try-lock; the re-check of its history row under the lock; the "
+                    "section pipelined with its history and audit rows, NOTIFY and COMMIT), "
+                    "psql five (BEGIN, three statements, COMMIT): what pgboot adds is work, not "
+                    "waiting — the lock key, the re-check, two more rows and a NOTIFY per "
+                    "migration — which weighs most when CPUs are short (CPU stall during these "
+                    "runs: %s of the time). The same pgboot direct to the server takes %s." % (
+                        (p["median"] - q["median"]) * 1000 / a["size"], fmt_time(p["median"]),
+                        fmt_time(q["median"]), a["size"],
+                        "–" if r["paired_ratio"] is None else "%.2fx" % r["paired_ratio"],
+                        "–" if not st else "%.0f%%" % (st["median"] * 100),
+                        fmt_time(d["median"])))
         elif sc.startswith("apply") and "psql" in r["peer"]:
             st = summary([x.get("cpu_stall") for v in results["apply"]["tools"].values() for x in v])
             notes.append(
@@ -1131,11 +1296,17 @@ def render_md(meta, rows, results, invalid):
                      meta["postgres"]["transport"]))
     L.append("- Tools: %s; %s; %s" % (meta["tools"]["pgboot"], meta["tools"]["dbmate"],
                                        meta["tools"]["psql"]))
+    if "pooler" in results:
+        pb = results["pooler"]
+        L.append("- Pooler scenarios: %s, pool_mode=%s, default_pool_size=%d (PgBouncer's "
+                 "default), otherwise its default configuration; clients log in to it with a "
+                 "plain password over 127.0.0.1, it logs in to the server with SCRAM" % (
+                     pb["pgbouncer"], pb["pool_mode"], pb["default_pool_size"]))
     L.append("- Size %d migrations (a table with a primary key, an index, a comment each); "
              "%d runs (noop-start: %d); %d replicas" % (a["size"], a["runs"], a["noop_runs"],
                                                          a["replicas"]))
     cont = []
-    for sc in ("apply", "noop", "ready", "replicas"):
+    for sc in ("apply", "noop", "ready", "replicas", "pooler_apply", "pooler_replicas"):
         if sc in results:
             ss = [x for v in results[sc]["tools"].values() for x in v]
             c, io = summary([x.get("cpu_stall") for x in ss]), summary([x.get("io_stall") for x in ss])
@@ -1175,11 +1346,13 @@ def render_md(meta, rows, results, invalid):
         L.append("")
         L.append("Size is %d, not 1000: the absolute goals are stated for 1000 migrations and "
                  "are only indicative here." % a["size"])
-    if "replicas" in results:
+    for key, title in (("replicas", "replicas"), ("pooler_replicas", "replicas via PgBouncer")):
+        if key not in results:
+            continue
         L.append("")
-        L.append("### replicas: what each starter saw")
+        L.append("### %s: what each starter saw" % title)
         L.append("")
-        for tool, samples in results["replicas"]["tools"].items():
+        for tool, samples in results[key]["tools"].items():
             errs, cerrs = {}, {}
             for s in samples:
                 for e in s["server_errors"]:
@@ -1189,7 +1362,7 @@ def render_md(meta, rows, results, invalid):
             failed = sum(s["failed"] for s in samples)
             L.append("- **%s**: %d of %d starts failed over %d runs; migration applied %s time(s) "
                      "per run; history rows for it: %s." % (
-                         tool, failed, len(samples) * results["replicas"]["replicas"],
+                         tool, failed, len(samples) * results[key]["replicas"],
                          len(samples), "/".join(str(s["applied_times"]) for s in samples),
                          "/".join(str(s["history_rows"]) for s in samples)))
             if any("claimed_applied" in s for s in samples):
