@@ -1118,22 +1118,24 @@ def build_rows(results, size):
         row("ready-latency", "server ready -> waiter proceeds", p,
             "until pg_isready; do sleep 2; done", stat_of(t["pg_isready loop"], "latency_s"), fmt_time,
             paired=paired(t["pgboot wait"], t["pg_isready loop"], "latency_s"))
-    if "replicas" in results:
-        t = results["replicas"]["tools"]
-        n = results["replicas"]["replicas"]
-        ps, ds = t["pgboot"], t["dbmate"]
-        sc = "replicas-%d (1 pending)" % n
-        row(sc, "wall time until all finished", stat_of(ps, "wall_s"), "dbmate --wait up",
+    def replica_rows(sc, ps, peer, ds):
+        """The rows of a replicas scenario: pgboot's samples `ps` beside the peer's `ds`."""
+        row(sc, "wall time until all finished", stat_of(ps, "wall_s"), peer,
             stat_of(ds, "wall_s"), fmt_time, paired=paired(ps, ds, "wall_s"))
         perr = summary([s["errors"] for s in ps])
         once = all(s["applied_times"] == 1 for s in ps) if ps else None
-        row(sc, "errors (failed starters + server ERRORs)", perr, "dbmate --wait up",
+        row(sc, "errors (failed starters + server ERRORs)", perr, peer,
             summary([s["errors"] for s in ds]), fmt_count, "0 errors, applied once",
             None if perr is None else (perr["max"] == 0 and once))
         row(sc, "peak server connections", summary([s["peak_connections"] for s in ps]),
-            "dbmate --wait up", summary([s["peak_connections"] for s in ds]), fmt_count)
+            peer, summary([s["peak_connections"] for s in ds]), fmt_count)
         row(sc, "times the migration was applied", summary([s["applied_times"] for s in ps]),
-            "dbmate --wait up", summary([s["applied_times"] for s in ds]), fmt_count)
+            peer, summary([s["applied_times"] for s in ds]), fmt_count)
+
+    if "replicas" in results:
+        t = results["replicas"]["tools"]
+        replica_rows("replicas-%d (1 pending)" % results["replicas"]["replicas"],
+                     t["pgboot"], "dbmate --wait up", t["dbmate"])
     if "gate" in results:
         t = results["gate"]["tools"]
         p = stat_of(t["pgboot --wait-for-migrations"], "latency_s")
@@ -1161,19 +1163,8 @@ def build_rows(results, size):
             paired=paired(via, t["pgboot direct"], "wall_s"))
     if "pooler_replicas" in results:
         t = results["pooler_replicas"]["tools"]
-        ps, ds = t["pgboot via PgBouncer"], t["pgboot direct"]
-        sc = "replicas-%d via PgBouncer (1 pending)" % results["pooler_replicas"]["replicas"]
-        row(sc, "wall time until all finished", stat_of(ps, "wall_s"), "pgboot direct",
-            stat_of(ds, "wall_s"), fmt_time, paired=paired(ps, ds, "wall_s"))
-        perr = summary([s["errors"] for s in ps])
-        once = all(s["applied_times"] == 1 for s in ps) if ps else None
-        row(sc, "errors (failed starters + server ERRORs)", perr, "pgboot direct",
-            summary([s["errors"] for s in ds]), fmt_count, "0 errors, applied once",
-            None if perr is None else (perr["max"] == 0 and once))
-        row(sc, "peak server connections", summary([s["peak_connections"] for s in ps]),
-            "pgboot direct", summary([s["peak_connections"] for s in ds]), fmt_count)
-        row(sc, "times the migration was applied", summary([s["applied_times"] for s in ps]),
-            "pgboot direct", summary([s["applied_times"] for s in ds]), fmt_count)
+        replica_rows("replicas-%d via PgBouncer (1 pending)" % results["pooler_replicas"]["replicas"],
+                     t["pgboot via PgBouncer"], "pgboot direct", t["pgboot direct"])
     if "footprint" in results:
         b = results["footprint"]["binary_bytes"]
         p, d = summary([b["pgboot"]]), summary([b["dbmate"]])
