@@ -28,6 +28,7 @@
 #include "reset.h"
 #include "rollback.h"
 #include "supervisor.h"
+#include "verify.h"
 
 namespace pgboot {
 namespace {
@@ -249,6 +250,13 @@ Status DoctorCommand(const Invocation& inv, const Config& cfg) {
   return Doctor(*loaded->db, cfg, loaded->files, inv.output == "json");
 }
 
+// verify is read-only: each migration's checks in a READ ONLY transaction rolled back.
+Status VerifyCommand(const Invocation& inv, const Config& cfg) {
+  auto loaded = LoadFilesAndConnect(cfg);
+  if (!loaded.ok()) return loaded.status();
+  return Verify(*loaded->db, cfg, loaded->files, inv.output == "json");
+}
+
 // new: files only, never the database.
 Status NewCommand(const Invocation& inv, const Config& cfg) {
   auto path = CreateMigration(cfg.migrations_dir, inv.operands.at(0), SystemWallClock());
@@ -332,6 +340,14 @@ const CommandSpec kCommands[] = {
      "development only: roll back everything, then migrate again [--yes]"},
     {"new", {}, {}, "NAME", false, NewCommand, "create <UTC timestamp>_NAME.sql"},
     {"doctor", {}, {"output"}, nullptr, false, DoctorCommand, "preflight report [--output json]"},
+    {"verify",
+     {},
+     {"output"},
+     nullptr,
+     false,
+     VerifyCommand,
+     "run the verify checks of every applied migration [--output json]\n(exit 6 naming each "
+     "failing check)"},
     {"version", {}, {}, nullptr, false, VersionCommand, "print the version"},
 };
 

@@ -19,6 +19,7 @@ using SqlRow = std::vector<std::optional<std::string>>;
 
 struct QueryResult {
   std::vector<std::string> columns;
+  std::vector<uint32_t> column_types;  // type OIDs, one per column (16 is boolean)
   std::vector<SqlRow> rows;
   int64_t affected = 0;  // rows affected by INSERT/UPDATE/DELETE
 };

@@ -5,6 +5,7 @@
 #include "history.h"
 #include "log.h"
 #include "plan.h"
+#include "verify.h"
 
 namespace pgboot {
 namespace {
@@ -202,6 +203,24 @@ Status HistoryFindings(Database& db, const Config& cfg, const std::vector<Migrat
   return Status::Ok();
 }
 
+// Failing verify checks of applied migrations (docs/reference.md, "Verify sections").
+Status VerifyFindings(Database& db, const Config& cfg, const std::vector<Migration>& files,
+                      DoctorReport* report) {
+  auto checks = VerifyApplied(db, cfg, files);
+  if (!checks.ok()) return checks.status();
+  for (const CheckOutcome& c : *checks) {
+    if (c.ok) continue;
+    DoctorFinding f;
+    f.kind = "verify";
+    f.message = "version " + c.version + ": check at " + CheckLocation(c) + " fails: " + c.message;
+    f.fields = {{"version", JsonQuote(c.version)},
+                {"file", JsonQuote(c.file)},
+                {"line", std::to_string(c.line)}};
+    report->findings.push_back(std::move(f));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string FormatDoctorText(const DoctorReport& r) {
@@ -259,6 +278,7 @@ Status Doctor(Database& db, const Config& cfg, const std::vector<Migration>& fil
   if (s.ok()) s = LockWaits(db, &report);
   if (s.ok()) s = InvalidIndexes(db, &report);
   if (s.ok()) s = HistoryFindings(db, cfg, files, &report);
+  if (s.ok()) s = VerifyFindings(db, cfg, files, &report);
   if (!s.ok()) return internal(s);
   PrintResult(json ? FormatDoctorJson(report) : FormatDoctorText(report));
   if (report.findings.empty()) return Status::Ok();

@@ -19,6 +19,9 @@ std::optional<FileName> ParseFileName(std::string_view file) {
   } else if (file.ends_with(".down")) {
     f.kind = FileKind::kPairsDown;
     file.remove_suffix(5);
+  } else if (file.ends_with(".verify")) {
+    f.kind = FileKind::kPairsVerify;
+    file.remove_suffix(7);
   }
   size_t digits = 0;
   while (digits < file.size() && file[digits] >= '0' && file[digits] <= '9') ++digits;

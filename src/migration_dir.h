@@ -11,7 +11,7 @@
 
 namespace pgboot {
 
-enum class FileKind { kNative, kPairsUp, kPairsDown };
+enum class FileKind { kNative, kPairsUp, kPairsDown, kPairsVerify };
 
 // A migration file name: <digits>_<name>(.sql|.up.sql|.down.sql).
 struct FileName {

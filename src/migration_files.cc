@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "migration_dir.h"
+#include "migration_markers.h"
 #include "sha256.h"
 #include "utf8.h"
 
@@ -20,6 +21,10 @@ namespace pgboot {
 namespace {
 
 constexpr std::string_view kOptionsHelp = "known: transaction:false, transaction:true";
+// Verify checks always run inside the migration's transaction (docs/reference.md, "Verify
+// sections"), so transaction control belongs elsewhere.
+constexpr std::string_view kVerifyOptOut =
+    "an up section with transaction:false (verify checks always run in a transaction)";
 
 struct FileError {
   std::string path;
@@ -28,16 +33,6 @@ struct FileError {
 };
 
 using Errors = std::vector<FileError>;
-
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 bool ReadFile(const std::string& path, std::string* out, std::string* error) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -76,53 +71,6 @@ void Normalize(std::string* text) {
     s[out++] = s[i];
   }
   s.resize(out);
-}
-
-// A `-- migrate:up|down [options]` line, recognised exactly as dbmate does:
-// ^--\s*migrate:(up|down)(\s*$|\s+\S+).
-struct Marker {
-  bool up;
-  int line;
-  size_t begin;  // Offset of the line.
-  size_t end;    // Offset just past the line's '\n'.
-  std::string_view options;
-};
-
-std::optional<Marker> ParseMarker(std::string_view line) {
-  if (!line.starts_with("--")) return std::nullopt;
-  std::string_view rest = line.substr(2);
-  while (!rest.empty() && IsSpace(rest.front())) rest.remove_prefix(1);
-  Marker m{};
-  if (rest.starts_with("migrate:up")) {
-    m.up = true;
-    rest.remove_prefix(10);
-  } else if (rest.starts_with("migrate:down")) {
-    m.up = false;
-    rest.remove_prefix(12);
-  } else {
-    return std::nullopt;
-  }
-  if (!rest.empty() && !IsSpace(rest.front())) return std::nullopt;  // e.g. migrate:upgrade
-  m.options = Trim(rest);
-  return m;
-}
-
-// Applies whitespace-separated `options` to `*transactional`; returns the first unknown one.
-std::optional<std::string> ApplyOptions(std::string_view options, bool* transactional) {
-  while (!(options = Trim(options)).empty()) {
-    size_t end = 0;
-    while (end < options.size() && !IsSpace(options[end])) ++end;
-    std::string_view option = options.substr(0, end);
-    if (option == "transaction:false") {
-      *transactional = false;
-    } else if (option == "transaction:true") {
-      *transactional = true;
-    } else {
-      return std::string(option);
-    }
-    options.remove_prefix(end);
-  }
-  return std::nullopt;
 }
 
 // Splits `section` into statements, recording lexer errors and forbidden transaction
@@ -171,55 +119,90 @@ bool LoadText(const std::string& path, std::string* text, Errors* errors) {
   return true;
 }
 
-// Takes `text` over: the up section becomes it, cut in place, so that the file
-// is not held twice.
-void ParseNative(const std::string& path, std::string text, Migration* m, Errors* errors) {
-  std::vector<Marker> markers;
-  int line = 1;
-  for (size_t pos = 0; pos < text.size(); ++line) {
-    size_t nl = text.find('\n', pos);
-    size_t end = nl == std::string::npos ? text.size() : nl + 1;
-    if (auto marker = ParseMarker(std::string_view(text).substr(pos, end - pos))) {
-      marker->line = line;
-      marker->begin = pos;
-      marker->end = end;
-      markers.push_back(*marker);
-    }
-    pos = end;
-  }
-
+// The markers of a native file, at most one of each kind.
+struct NativeMarkers {
   const Marker* up = nullptr;
   const Marker* down = nullptr;
+  const Marker* verify = nullptr;
   bool down_transactional = true;
+};
+
+// Picks the first marker of each kind, recording repeats, unknown options and a down or
+// verify marker without an up marker before it. False when no sections can be cut.
+bool SelectMarkers(const std::string& path, const std::vector<Marker>& markers,
+                   bool* up_transactional, NativeMarkers* out, Errors* errors) {
   for (const Marker& marker : markers) {
-    const Marker*& first = marker.up ? up : down;
+    const Marker*& first = marker.kind == MarkerKind::kUp     ? out->up
+                           : marker.kind == MarkerKind::kDown ? out->down
+                                                              : out->verify;
     if (first != nullptr) {
       errors->push_back({path, marker.line,
-                         std::string("repeated ") +
-                             (marker.up ? "-- migrate:up" : "-- migrate:down") +
+                         std::string("repeated ") + MarkerText(marker.kind) +
                              " marker (first at line " + std::to_string(first->line) + ")"});
       continue;
     }
     first = &marker;
-    bool* transactional = marker.up ? &m->up.transactional : &down_transactional;
+    if (marker.kind == MarkerKind::kVerify) {
+      // Checks always run inside a transaction (behind a savepoint): no option applies.
+      if (!marker.options.empty()) {
+        errors->push_back({path, marker.line,
+                           "unknown marker option '" + std::string(marker.options) +
+                               "' (-- migrate:verify takes none: its checks always run in a "
+                               "transaction)"});
+      }
+      continue;
+    }
+    bool* transactional =
+        marker.kind == MarkerKind::kUp ? up_transactional : &out->down_transactional;
     if (auto unknown = ApplyOptions(marker.options, transactional)) {
       errors->push_back(
           {path, marker.line,
            "unknown marker option '" + *unknown + "' (" + std::string(kOptionsHelp) + ")"});
     }
   }
-  if (down != nullptr && (up == nullptr || down->line < up->line)) {
-    errors->push_back({path, down->line,
-                       up == nullptr ? "-- migrate:down marker without a -- migrate:up marker"
-                                     : "-- migrate:down marker before the -- migrate:up marker"});
-    return;  // No sensible sections to split.
+  bool misplaced = false;
+  for (const Marker* later : {out->down, out->verify}) {
+    if (later == nullptr || (out->up != nullptr && later->line > out->up->line)) continue;
+    errors->push_back({path, later->line,
+                       std::string(MarkerText(later->kind)) +
+                           (out->up == nullptr ? " marker without a -- migrate:up marker"
+                                               : " marker before the -- migrate:up marker")});
+    misplaced = true;
   }
+  return !misplaced;
+}
+
+// Where the section after `marker` ends: at the next marker of any kind, or at `size`.
+size_t SectionEnd(const NativeMarkers& k, const Marker& marker, size_t size) {
+  for (const Marker* other : {k.up, k.down, k.verify}) {
+    if (other != nullptr && other->begin > marker.begin) size = std::min(size, other->begin);
+  }
+  return size;
+}
+
+// A copy of the section after `marker`.
+Section CutSection(std::string_view all, const NativeMarkers& k, const Marker& marker) {
+  const size_t end = SectionEnd(k, marker, all.size());
+  Section section;
+  section.sql = std::string(all.substr(marker.end, end - marker.end));
+  section.first_line = marker.line + 1;
+  section.options = std::string(marker.options);
+  return section;
+}
+
+// Takes `text` over: the up section becomes it, cut in place, so that the file
+// is not held twice.
+void ParseNative(const std::string& path, std::string text, Migration* m, Errors* errors) {
+  std::vector<Marker> markers = FindMarkers(text);
+  NativeMarkers k;
+  if (!SelectMarkers(path, markers, &m->up.transactional, &k, errors)) return;
 
   std::string_view all(text);
   size_t up_begin = 0;
-  if (up != nullptr) {
+  size_t up_end = text.size();
+  if (k.up != nullptr) {
     int error_line = 1;
-    auto prefix = SplitSql(all.substr(0, up->begin), 1, &error_line);
+    auto prefix = SplitSql(all.substr(0, k.up->begin), 1, &error_line);
     if (!prefix.ok()) {
       errors->push_back({path, error_line, prefix.status().message()});
     } else if (!prefix->empty()) {
@@ -227,20 +210,19 @@ void ParseNative(const std::string& path, std::string text, Migration* m, Errors
                          "statement before -- migrate:up (only blank lines and comments may "
                          "precede it)"});
     }
-    up_begin = up->end;
-    m->up.first_line = up->line + 1;
+    up_begin = k.up->end;
+    m->up.first_line = k.up->line + 1;
+    up_end = SectionEnd(k, *k.up, text.size());
   }
-  size_t up_end = down != nullptr ? down->begin : text.size();
-  // The down part is copied out before the text becomes the up section in place
-  // (`down` points into `markers`, whose options view `text`).
-  Section down_section;
-  std::string down_options;
-  int down_first_line = 0;
-  if (down != nullptr) {
-    down_section.sql = std::string(all.substr(down->end));
-    down_options = std::string(down->options);
-    down_first_line = down->line + 1;
+  // The down and verify sections are copied out before the text becomes the up section in
+  // place (the markers' options view `text`). The verify section ends the up section, so it
+  // is never checksummed (docs/reference.md, "Verify sections").
+  std::optional<Section> down, verify;
+  if (k.down != nullptr) {
+    down = CutSection(all, k, *k.down);
+    down->transactional = k.down_transactional;
   }
+  if (k.verify != nullptr) verify = CutSection(all, k, *k.verify);
   text.resize(up_end);
   text.erase(0, up_begin);
   m->up.sql = std::move(text);
@@ -249,12 +231,14 @@ void ParseNative(const std::string& path, std::string text, Migration* m, Errors
   // hold them (docs/reference.md, "Migration files").
   SplitSection(path, "'-- migrate:up transaction:false'", &m->up, errors);
 
-  if (down != nullptr) {
-    down_section.first_line = down_first_line;
-    down_section.transactional = down_transactional;
-    down_section.options = std::move(down_options);
-    SplitSection(path, "'-- migrate:down transaction:false'", &down_section, errors);
-    m->down = std::move(down_section);  // Without statements: an explicit no-op rollback.
+  if (down) {
+    SplitSection(path, "'-- migrate:down transaction:false'", &*down, errors);
+    m->down = std::move(*down);  // Without statements: an explicit no-op rollback.
+  }
+  if (verify) {
+    SplitSection(path, kVerifyOptOut, &*verify, errors);
+    m->verify_path = path;
+    if (!verify->statements.empty()) m->verify = std::move(*verify);
   }
 }
 
@@ -266,10 +250,10 @@ bool ParsePairsSection(const std::string& path, std::string text, Section* secti
   std::string_view first(section->sql);
   first = first.substr(0, first.find('\n'));
   if (first.starts_with("--")) {
-    std::string_view rest = Trim(first.substr(2));
+    std::string_view rest = TrimSpace(first.substr(2));
     if (rest.starts_with("pgboot:")) {
       rest.remove_prefix(7);
-      section->options = std::string(Trim(rest));
+      section->options = std::string(TrimSpace(rest));
       if (auto unknown = ApplyOptions(rest, &section->transactional)) {
         errors->push_back(
             {path, 1,
@@ -306,6 +290,17 @@ void ReadDownFile(const std::string& path, Migration* m, Errors* errors) {
   Section section;
   ParsePairsSection(path, std::move(text), &section, errors);
   m->down = std::move(section);  // Empty or comment-only: an explicit no-op rollback.
+}
+
+// A pairs .verify.sql as the verify section of its migration `m`.
+void ReadVerifyFile(const std::string& path, Migration* m, Errors* errors) {
+  m->verify_path = path;
+  std::string text;
+  if (!LoadText(path, &text, errors)) return;
+  Section section;
+  section.sql = std::move(text);  // No option line: checks always run in a transaction.
+  SplitSection(path, kVerifyOptOut, &section, errors);
+  if (!section.statements.empty()) m->verify = std::move(section);
 }
 
 // Orders migrations by version; a version used twice is an error.
@@ -397,6 +392,7 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir,
   std::vector<Migration> migrations;
   std::map<std::string, size_t> pairs_up;                       // stem -> index in migrations
   std::vector<std::pair<std::string, std::string>> pairs_down;  // {stem, path}
+  std::vector<std::pair<std::string, std::string>> pairs_verify;
   for (const auto& [file, d_type] : *files) {
     std::string path = prefix + file;
     if (FindInvalidUtf8(file) != 0) {
@@ -420,6 +416,8 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir,
                         "<version>_<name>.up.sql or <version>_<name>.down.sql"});
     } else if (name->kind == FileKind::kPairsDown) {
       pairs_down.emplace_back(name->stem, path);
+    } else if (name->kind == FileKind::kPairsVerify) {
+      pairs_verify.emplace_back(name->stem, path);
     } else {
       if (name->kind == FileKind::kPairsUp) pairs_up[name->stem] = migrations.size();
       migrations.push_back(ReadUpFile(path, *name, &errors));
@@ -436,6 +434,15 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir,
     } else if (warnings != nullptr) {
       warnings->push_back(
           {"files.orphan", path, "down file without " + prefix + stem + ".up.sql: ignored"});
+    }
+  }
+  for (const auto& [stem, path] : pairs_verify) {
+    auto it = pairs_up.find(stem);
+    if (it != pairs_up.end()) {
+      ReadVerifyFile(path, &migrations[it->second], &errors);
+    } else if (warnings != nullptr) {
+      warnings->push_back(
+          {"files.orphan", path, "verify file without " + prefix + stem + ".up.sql: ignored"});
     }
   }
   SortByVersion(&migrations, &errors);

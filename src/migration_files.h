@@ -52,6 +52,10 @@ struct Migration {
   // refuses rather than forgetting a migration it did not undo. Present without statements:
   // an explicit no-op rollback (docs/reference.md, "Migration files").
   std::optional<Section> down;
+  // The checks run right after the up statements (docs/reference.md, "Verify sections"): the
+  // `-- migrate:verify` section of a native file, or the pairs' .verify.sql. Not checksummed.
+  std::optional<Section> verify;
+  std::string verify_path;  // the file `verify` comes from (up_path for a native file)
 };
 
 // Something in the directory that is not an error but that the user should hear about; the

@@ -119,8 +119,10 @@ class Applier {
       if (s.is_signal()) return Interrupted(run, failed, s);
       return runner_.Failed({&run, failed, true, s}, {history_.MarkFailed(m.version)});
     }
-    // Verify checks of a transaction:false section (docs/reference.md,
-    // "Verify sections") belong here: after its statements, before `applied`.
+    // Its verify checks (docs/reference.md, "Verify sections") run after its
+    // statements, resumed or not, before `applied`; a failing one marks it failed.
+    s = runner_.RunChecksApart(run, {history_.MarkFailed(m.version)});
+    if (!s.ok()) return s;
     return MarkApplied(m, clock().NowMs() - start, batch, m.up.statements.size());
   }
 

@@ -53,6 +53,7 @@ QueryResult ToQueryResult(const PGresult* res) {
   const int tuples = PQntuples(res);
   out.columns.reserve(fields);
   for (int f = 0; f < fields; ++f) out.columns.emplace_back(PQfname(res, f));
+  for (int f = 0; f < fields; ++f) out.column_types.push_back(PQftype(res, f));
   out.rows.reserve(tuples);
   for (int t = 0; t < tuples; ++t) {
     std::vector<std::optional<std::string>> row;

@@ -24,7 +24,7 @@ class Downer {
   // (SectionRunner::RunInTransaction).
   Status Run(const RollbackStep& step, const std::function<Result<bool>()>& reopen = nullptr) {
     const HistoryRow& r = *step.row;
-    SectionRun run{r.version, r.name, step.path, step.down, {}};
+    SectionRun run{r.version, r.name, step.path, step.down, {}, nullptr, ""};
     if (step.source == "file" && r.down_sql && !StoredDownMatches(*step.file, r)) {
       // The file is the one that was applied (same checksum), so its down wins; the
       // stored copy is what the next release's rollback would have run.

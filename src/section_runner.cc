@@ -58,7 +58,11 @@ AuditEntry AppliedAudit(const Migration& m, const SqlValue& ms, int64_t batch) {
 }
 
 SectionRun UpRun(const History& history, const Migration& m, int64_t batch) {
-  SectionRun run{m.version, m.name, m.up_path, &m.up, {}};
+  SectionRun run{m.version, m.name, m.up_path, &m.up, {}, nullptr, ""};
+  if (m.verify) {
+    run.verify = &*m.verify;
+    run.verify_path = m.verify_path;
+  }
   if (m.up.statements.empty()) {
     LogWarn("migration.empty", {{"version", m.version}, {"name", m.name}, {"file", m.up_path}});
   }
@@ -139,16 +143,25 @@ SectionFailure SectionRunner::Attribute(const std::vector<SectionRun>& runs,
 
 Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit,
                                        const std::function<Result<bool>()>& reopen) {
-  std::vector<std::string> stmts;
-  if (!reopen) stmts = BeginStatements(db_);
-  for (std::string& s : Settings(synchronous_commit)) stmts.push_back(std::move(s));
+  TransactionPipeline p;
+  if (!reopen) p.parts[0] = BeginStatements(db_);
+  for (std::string& s : Settings(synchronous_commit)) p.parts[0].push_back(std::move(s));
+  p.size = p.parts[0].size();
   std::vector<size_t> firsts;
   for (const SectionRun& run : runs) {
-    firsts.push_back(stmts.size());
-    for (const SqlStatement& st : run.section->statements) stmts.emplace_back(st.text);
-    for (const std::string& w : run.record) stmts.push_back(w);
+    firsts.push_back(p.size);
+    for (const SqlStatement& st : run.section->statements) p.Add(std::string(st.text));
+    if (run.verify != nullptr) {
+      // Behind a savepoint rolled back to after the checks: a check cannot change data.
+      p.Add("SAVEPOINT pgboot_verify");
+      p.checks.push_back(&run);
+      p.parts.emplace_back();
+      p.Add("ROLLBACK TO SAVEPOINT pgboot_verify");
+      p.Add("RELEASE SAVEPOINT pgboot_verify");
+    }
+    for (const std::string& w : run.record) p.Add(w);
   }
-  stmts.push_back("COMMIT");
+  p.Add("COMMIT");
   Backoff backoff(kRetryBaseMs, kRetryCapMs);
   for (int64_t attempt = 1;; ++attempt) {
     if (reopen && attempt > 1) {
@@ -157,9 +170,12 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool
       if (!*go) return Status::Ok();
     }
     size_t failed = 0;
-    Status s = db_.ExecSequence(stmts, &failed);
+    std::optional<CheckOutcome> check_failed;
+    const SectionRun* check_run = nullptr;
+    Status s = ExecWithChecks(p, &failed, &check_failed, &check_run);
     if (s.ok()) return s;
     (void)db_.Exec("ROLLBACK");
+    if (check_failed) return VerifyFailed(*check_run, *check_failed, {});
     SectionFailure f = Attribute(runs, firsts, failed, s);
     if (s.kind() == StatusKind::kConnectionLost) {
       // Not the SQL's fault: the server rolled it back; the caller reconnects.

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "database.h"
 #include "history.h"
 #include "migration_files.h"
+#include "verify.h"
 
 namespace pgboot {
 
@@ -59,6 +61,9 @@ struct SectionRun {
   std::string path;  // file of the section, for file:line:col
   const Section* section = nullptr;
   std::vector<std::string> record;  // History SQL, after the statements, same transaction
+  // The migration's verify checks (docs/reference.md, "Verify sections"), or null.
+  const Section* verify = nullptr;
+  std::string verify_path;
 };
 
 // The options of up sections, the same in both lock modes: the migration.*
@@ -128,6 +133,17 @@ class SectionRunner {
   Status RunStatementByStatement(const SectionRun& run, size_t* failed,
                                  const SectionSteps& steps = {});
 
+  // A transaction:false section's verify checks, after its statements, in a
+  // transaction that is rolled back. A failing check is reported as
+  // VerifyFailed with `writes` (e.g. History::MarkFailed). Ok without checks.
+  Status RunChecksApart(const SectionRun& run, const std::vector<std::string>& writes);
+
+  // Reports a failed check of `run`: logs migration.verify_failed with its
+  // file:line, runs `writes`, writes a `failed` audit row (verify: true), and
+  // returns the SQL error (exit 5) naming the check.
+  Status VerifyFailed(const SectionRun& run, const CheckOutcome& check,
+                      const std::vector<std::string>& writes);
+
   // Runs `writes` in a transaction of their own (opened by BeginStatements,
   // so it carries the SET LOCALs in transaction lock mode); on failure rolls
   // back and returns an Internal error naming `what`.
@@ -150,6 +166,19 @@ class SectionRunner {
   Status SendOwnSettings();
   bool Retryable(const Status& s, int64_t attempt) const;
   Status RetryPause(const SectionRun& run, const Status& s, int64_t attempt, Backoff& backoff);
+  // One transaction's statements, pipelined in parts: the verify checks of
+  // checks[i] run after parts[i], whose last statement sets their savepoint.
+  struct TransactionPipeline {
+    std::vector<std::vector<std::string>> parts{1};
+    std::vector<const SectionRun*> checks;
+    size_t size = 0;  // statements in all parts
+    void Add(std::string s) {
+      parts.back().push_back(std::move(s));
+      ++size;
+    }
+  };
+  Status ExecWithChecks(const TransactionPipeline& p, size_t* failed,
+                        std::optional<CheckOutcome>* check_failed, const SectionRun** check_run);
   SectionFailure Attribute(const std::vector<SectionRun>& runs, const std::vector<size_t>& firsts,
                            size_t failed, Status error) const;
 

@@ -461,3 +461,94 @@ TEST_CASE("COPY FROM STDIN is a parse error in either kind of section") {
 }
 
 }  // namespace pgboot
+
+namespace pgboot {
+namespace {
+
+TEST_CASE("verify sections: native marker after up (before or after down), pairs .verify.sql") {
+  TempDir dir;
+  dir.Write("1_a.sql",
+            "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:verify\nSELECT true;\n"
+            "-- migrate:down\nDROP TABLE a;\n");
+  dir.Write("2_b.sql",
+            "-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n"
+            "-- migrate:verify\nSELECT true;\nSELECT 1 = 1;\n");
+  dir.Write("3_c.up.sql", "CREATE TABLE c (id int);\n");
+  dir.Write("3_c.verify.sql", "SELECT true;\n");
+  auto ms = LoadMigrations(dir.path());
+  REQUIRE(ms.ok());
+  REQUIRE(ms->size() == 3);
+  const Migration& a = (*ms)[0];
+  // The verify section is not part of the checksum: the up section ends at its marker.
+  CHECK(a.up.sql == "CREATE TABLE a (id int);\n");
+  REQUIRE(a.verify);
+  CHECK(a.verify->statements.size() == 1);
+  CHECK(a.verify->first_line == 4);
+  REQUIRE(a.down);
+  CHECK(a.down->sql == "DROP TABLE a;\n");
+  const Migration& b = (*ms)[1];
+  REQUIRE(b.down);
+  CHECK(b.down->sql == "DROP TABLE b;\n");  // the down ends at the verify marker
+  REQUIRE(b.verify);
+  CHECK(b.verify->statements.size() == 2);
+  const Migration& c = (*ms)[2];
+  REQUIRE(c.verify);
+  CHECK(c.verify_path == dir.path() + "/3_c.verify.sql");
+}
+
+TEST_CASE("a verify marker before the up marker or repeated is a parse error") {
+  TempDir dir;
+  dir.Write("1_a.sql", "-- migrate:verify\nSELECT true;\n-- migrate:up\nSELECT 1;\n");
+  dir.Write("2_b.sql",
+            "-- migrate:up\nSELECT 1;\n-- migrate:verify\nSELECT true;\n"
+            "-- migrate:verify\nSELECT true;\n");
+  auto ms = LoadMigrations(dir.path());
+  REQUIRE_FALSE(ms.ok());
+  CHECK(ms.status().message().find("1_a.sql:1: -- migrate:verify marker before the -- "
+                                   "migrate:up marker") != std::string::npos);
+  CHECK(ms.status().message().find("2_b.sql:5: repeated -- migrate:verify marker") !=
+        std::string::npos);
+}
+
+TEST_CASE("a verify section takes no marker options and no transaction control") {
+  TempDir dir;
+  dir.Write("1_a.sql",
+            "-- migrate:up\nSELECT 1;\n-- migrate:verify transaction:false\nSELECT true;\n");
+  dir.Write("2_b.sql", "-- migrate:up\nSELECT 1;\n-- migrate:verify\nBEGIN;\nSELECT true;\n");
+  dir.Write("3_c.up.sql", "SELECT 1;\n");
+  dir.Write("3_c.verify.sql", "-- pgboot:transaction:false\nCOMMIT;\n");
+  auto ms = LoadMigrations(dir.path());
+  REQUIRE_FALSE(ms.ok());
+  const std::string& msg = ms.status().message();
+  CHECK(msg.find("1_a.sql:3: unknown marker option 'transaction:false'") != std::string::npos);
+  CHECK(msg.find("2_b.sql:4: BEGIN in a transactional section") != std::string::npos);
+  CHECK(msg.find("3_c.verify.sql:2: COMMIT in a transactional section") != std::string::npos);
+}
+
+TEST_CASE(
+    "the in-place cut with CRLF and a BOM: up ends at the verify marker, checksum as before") {
+  TempDir dir;
+  dir.Write("1_a.sql",
+            "\xEF\xBB\xBF-- migrate:up\r\nCREATE TABLE a (id int);\r\n-- migrate:verify\r\n"
+            "SELECT true;\r\n-- migrate:down\r\nDROP TABLE a;\r\n");
+  dir.Write("2_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n");
+  auto ms = LoadMigrations(dir.path());
+  REQUIRE(ms.ok());
+  const Migration& with = (*ms)[0];
+  const Migration& without = (*ms)[1];
+  CHECK(with.up.sql == "CREATE TABLE a (id int);\n");
+  CHECK(with.checksum == without.checksum);  // adding a verify section is not drift
+  REQUIRE(with.verify);
+  CHECK(with.verify->statements.front().text == "SELECT true");
+  CHECK(with.verify->statements.front().line == 4);
+  REQUIRE(with.down);
+  CHECK(with.down->sql == "DROP TABLE a;\n");
+  // Copied sections keep statements that view their own sql.
+  Migration copy = with;
+  CHECK(copy.verify->statements.front().text.data() >= copy.verify->sql.data());
+  CHECK(copy.verify->statements.front().text.data() <
+        copy.verify->sql.data() + copy.verify->sql.size());
+}
+
+}  // namespace
+}  // namespace pgboot
