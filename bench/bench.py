@@ -681,17 +681,21 @@ class Bench:
                 self.server.drop_db(db)
         self.results["replicas"] = {"tools": samples, "replicas": n}
 
-    def replicas_once(self, scenario, name, tool, db, url, i, pooled=False):
+    def replicas_once(self, scenario, name, tool, db, url, i, pooled=False, lock_mode=None):
         """REPLICAS starters of `tool` released at once at `url` against `db` (SIZE applied,
         SIZE+1 files): one Sample with the wall time, failures, server errors, peak server
         connections and how often the pending migration was applied. A pgboot run that is
         not exactly once and error-free is invalid. `pooled`: through PgBouncer, whose server
-        connections outlive the starters (no wait for their disconnection lines)."""
+        connections outlive the starters (no wait for their disconnection lines).
+        `lock_mode`: the verdict every pgboot starter must log (lock.mode), else invalid."""
         n = self.args.replicas
         pending = version(self.size + 1)
         if tool == "pgboot":
-            argv = self.pgboot("--database-url", url, "--migrations-dir", self.plus1_dir,
-                               "--", "true")
+            # pgboot's flags before `--` (after it they would be the app's).
+            level = ["--log-level", "warn"] if lock_mode is None else [
+                "--log-level", "info", "--log-format", "json"]
+            argv = ([self.args.pgboot, "--database-url", url, "--migrations-dir", self.plus1_dir]
+                    + level + ["--", "true"])
             env = clean_env({"RUN_MIGRATIONS": "true"})
         else:
             argv = [self.args.dbmate, "--url", url, "--migrations-dir", self.plus1_dir,
@@ -735,6 +739,12 @@ class Bench:
                              "migration applied %s times: %s" % (
                                  s["failed"], len(s["server_errors"]), s["applied_times"],
                                  s["client_errors"][:3] + s["server_errors"][:3]))
+        elif lock_mode is not None:
+            modes = sorted({m for _, err in outs for m in lock_modes(err)} or {"none"})
+            if modes != [lock_mode]:
+                s["valid"] = False
+                self.invalid_run(scenario, name, i, "starters logged lock.mode %s, want %s"
+                                 % (modes, lock_mode))
         self.log("%s run %d %-16s %7.1f ms  failed %2d  server errors %2d  peak conns %2d  "
                  "applied %s" % (scenario, i, name, wall * 1000, s["failed"],
                                  len(s["server_errors"]), s["peak_connections"],
@@ -908,8 +918,7 @@ class Bench:
                 try:
                     expect_rc(name, s, out, err)
                     if tool == "pgboot":
-                        modes = [json.loads(l).get("mode") for l in err.splitlines()
-                                 if l.startswith("{") and '"event":"lock.mode"' in l]
+                        modes = lock_modes(err)
                         want = "transaction" if pooled else "session"
                         if modes != [want]:
                             raise BenchError("%s: lock.mode %s, want [%s]" % (name, modes, want))
@@ -938,7 +947,8 @@ class Bench:
                 pooled = "PgBouncer" in name
                 url = self.pooled_url(bouncer, db) if pooled else self.server.url(db)
                 s = self.replicas_once("pooler-replicas", name, "pgboot", db, url, i,
-                                       pooled=pooled)
+                                       pooled=pooled,
+                                       lock_mode="transaction" if pooled else "session")
                 samples[name].append(s)
                 if pooled:
                     self.forget_pooled(bouncer, db)
@@ -1007,6 +1017,12 @@ class Bench:
                       "dbmate": cmd_out([self.args.dbmate, "--version"]),
                       "psql": cmd_out([os.path.join(pgh.BIN_DIR, "psql"), "--version"])},
         }
+
+
+def lock_modes(err):
+    """The modes of the lock.mode lines in pgboot's JSON log `err`."""
+    return [json.loads(l).get("mode") for l in err.splitlines()
+            if l.startswith("{") and '"event":"lock.mode"' in l]
 
 
 def first_error(out, err):
