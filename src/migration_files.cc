@@ -319,24 +319,6 @@ void SortByVersion(std::vector<Migration>* migrations, Errors* errors) {
   }
 }
 
-// `s` with each byte that is not UTF-8 written as \\xNN, so a message can name it.
-std::string EscapeBytes(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < s.size();) {
-    if (size_t n = Utf8SequenceLength(s, i)) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      unsigned char c = static_cast<unsigned char>(s[i++]);
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // Every error at once, ordered by file and line: one `path:line: message` per line.
 Status FilesError(Errors errors) {
   std::stable_sort(errors.begin(), errors.end(), [](const FileError& a, const FileError& b) {
@@ -396,7 +378,7 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir,
   for (const auto& [file, d_type] : *files) {
     std::string path = prefix + file;
     if (FindInvalidUtf8(file) != 0) {
-      errors.push_back({EscapeBytes(path), 1, "file name is not valid UTF-8"});
+      errors.push_back({EscapeInvalidUtf8(path), 1, "file name is not valid UTF-8"});
       continue;
     }
     auto name = ParseFileName(file);

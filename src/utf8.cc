@@ -33,4 +33,21 @@ int FindInvalidUtf8(std::string_view s) {
   return 0;
 }
 
+std::string EscapeInvalidUtf8(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (size_t n = Utf8SequenceLength(s, i)) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      unsigned char c = static_cast<unsigned char>(s[i++]);
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 }  // namespace pgboot

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace pgboot {
@@ -13,5 +14,8 @@ size_t Utf8SequenceLength(std::string_view s, size_t i);
 
 // Returns the 1-based line of the first byte that is not valid UTF-8 text, or 0.
 int FindInvalidUtf8(std::string_view s);
+
+// `s` with each byte that is not valid UTF-8 written as \xNN, so a message can name it.
+std::string EscapeInvalidUtf8(std::string_view s);
 
 }  // namespace pgboot
