@@ -19,6 +19,7 @@
 #include "gate.h"
 #include "gate_session.h"
 #include "log.h"
+#include "metrics_file.h"
 #include "migration_files.h"
 #include "migrator.h"
 #include "new_migration.h"
@@ -33,21 +34,39 @@
 namespace pgboot {
 namespace {
 
-// Logs the failure, writes the termination log and returns the exit code.
-int Finish(const Status& s, const std::string& termination_log) {
-  if (s.ok()) return 0;
-  const int code = ExitCodeFor(s);
-  if (s.signal() != 0) {
-    LogInfo("exit", {{"code", code}, {"signal", s.signal()}, {"reason", s.message()}});
-  } else {
-    LogError("exit", {{"code", code}, {"reason", s.message()}});
+// Set once APP was started (exec or fork): from then on APP's end is not pgboot's run.
+bool app_started = false;
+
+// --metrics-file (docs/reference.md, "Metrics"): a file that cannot be written
+// is a warning, never another exit code.
+void WriteMetrics(const std::string& path, int code) {
+  Status m = WriteRunMetrics(path, code);
+  if (!m.ok()) LogWarn("metrics.write_failed", {{"path", path}, {"reason", m.message()}});
+}
+
+// Logs the failure, writes the termination log and the metrics file (run
+// mode: again only when APP could not be started), and returns the exit code.
+int Finish(const Status& s, const std::string& termination_log,
+           const std::string& metrics_file = "") {
+  const int code = s.ok() ? 0 : ExitCodeFor(s);
+  const bool rewrite = !app_started || s.kind() == StatusKind::kAppNotFound ||
+                       s.kind() == StatusKind::kAppNotExecutable;
+  if (!s.ok()) {
+    if (s.signal() != 0) {
+      LogInfo("exit", {{"code", code}, {"signal", s.signal()}, {"reason", s.message()}});
+    } else {
+      LogError("exit", {{"code", code}, {"reason", s.message()}});
+    }
+    WriteTerminationLog(termination_log, s.message());
   }
-  WriteTerminationLog(termination_log, s.message());
+  if (rewrite) WriteMetrics(metrics_file, code);
   return code;
 }
 
 Result<std::unique_ptr<Database>> Connect(const Config& cfg,
                                           std::function<Status()> give_up = nullptr) {
+  NoteConnecting();
+  const int64_t start = RealClock().NowMs();
   WaitOptions w;
   w.conninfo = cfg.database_url;
   w.lock_mode = cfg.lock_mode;
@@ -55,7 +74,9 @@ Result<std::unique_ptr<Database>> Connect(const Config& cfg,
   w.max_interval_ms = cfg.wait_max_interval_ms;
   w.summary_interval_ms = cfg.wait_log_interval_ms;
   w.give_up = std::move(give_up);
-  return WaitForDatabase(w);
+  auto db = WaitForDatabase(w);
+  NoteWait(RealClock().NowMs() - start);  // however the wait ended
+  return db;
 }
 
 struct FilesAndDb {
@@ -167,7 +188,9 @@ Status RunCommand(const Invocation& inv, const Config& cfg) {
   } else {
     Status s = ReadyOrGate(cfg);
     if (!s.ok()) return s;
-  }  // the connection closes before APP starts
+  }                                   // the connection closes before APP starts
+  WriteMetrics(cfg.metrics_file, 0);  // APP replaces pgboot: now or never
+  app_started = true;
   if (cfg.init) return SuperviseApp(inv.app, cfg.init_grace_ms, cfg.init_group);
   return ExecApp(inv.app);
 }
@@ -391,5 +414,5 @@ int main(int argc, char** argv) {
   auto cfg = LoadConfig(inv->flags, ProcessEnv(), kDefaultConfigFile);
   if (!cfg.ok()) return Finish(cfg.status(), early_log);
   LogInit(cfg->log_format, cfg->log_level);
-  return Finish(Dispatch(*inv, *cfg), cfg->termination_log);
+  return Finish(Dispatch(*inv, *cfg), cfg->termination_log, cfg->metrics_file);
 }

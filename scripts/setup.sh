@@ -19,7 +19,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config file
       docker-compose
       pgbouncer openssl
       clang-14 libclang-rt-14-dev  # libFuzzer + sanitizer runtimes (tests/fuzz)
-      qemu-user-static)  # runs the cross-built arm64 binary and its unit tests (tests/arm64)
+      qemu-user-static  # runs the cross-built arm64 binary and its unit tests (tests/arm64)
+      prometheus)  # only for promtool (tests/integration/test_metrics.py); its server stays off
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -29,6 +30,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The prometheus package starts its server wherever services may start (not in
+# a container whose policy-rc.d forbids it): keep it stopped and disabled, only
+# promtool is wanted. Both checks are no-ops when nothing runs.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled prometheus >/dev/null 2>&1; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+if [ -x /etc/init.d/prometheus ] && /etc/init.d/prometheus status >/dev/null 2>&1; then
+  $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+  $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
 fi
 
 # libpgcommon.a, libpgport.a and the server headers libpq-int.h needs live in

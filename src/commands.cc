@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "log.h"
+#include "run_stats.h"
 
 namespace pgboot {
 
@@ -99,6 +100,7 @@ Status ShowStatus(Database& db, const Config& cfg, const std::vector<Migration>&
   auto rows = history.Read();
   if (!rows.ok()) return rows.status();
   Plan plan = BuildPlan(files, *rows, cfg.out_of_order);
+  NotePlan(plan);
   PrintResult(options.json ? FormatStatusJson(plan, db.DatabaseName(), cfg.history_table_text)
                            : FormatStatusText(plan));
   if (options.fail_on_pending && !plan.pending.empty()) {
@@ -112,6 +114,7 @@ Status Validate(Database& db, const Config& cfg, const std::vector<Migration>& f
   auto rows = history.Read();
   if (!rows.ok()) return rows.status();
   Plan plan = BuildPlan(files, *rows, cfg.out_of_order);
+  NotePlan(plan);
   std::string out;
   int errors = 0;
   for (const Finding& f : plan.findings) {

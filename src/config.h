@@ -48,6 +48,7 @@ struct Config {
   bool init_group = false;  // with init: forward to APP's process group
   int64_t init_grace_ms = 5000;
   std::string termination_log = "/dev/termination-log";
+  std::string metrics_file;  // empty: none (docs/reference.md, "Metrics")
   int64_t long_running_ms = 60000;
   // The schema gate (docs/gate.md): run mode without RUN_MIGRATIONS and `wait`.
   bool wait_for_migrations = false;

@@ -5,6 +5,7 @@
 #include "history.h"
 #include "log.h"
 #include "plan.h"
+#include "run_stats.h"
 #include "verify.h"
 
 namespace pgboot {
@@ -171,6 +172,7 @@ Status HistoryFindings(Database& db, const Config& cfg, const std::vector<Migrat
   auto rows = history.Read();
   if (!rows.ok()) return rows.status();
   Plan plan = BuildPlan(files, *rows, cfg.out_of_order);
+  NotePlan(plan);
   report->pending = static_cast<int64_t>(plan.pending.size());
 
   // A `running` row whose runner still holds the lock is a migration in

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 #include "readiness.h"
+#include "run_stats.h"
 
 namespace pgboot {
 namespace {
@@ -28,6 +29,7 @@ const Finding* FindingFor(const Plan& plan, const std::string& version) {
 GateVerdict DecideGate(const std::vector<Migration>& files, const std::vector<HistoryRow>& history,
                        bool out_of_order) {
   const Plan plan = BuildPlan(files, history, out_of_order);
+  NotePlan(plan);
   std::string newest_file;
   for (const Migration& m : files) {
     if (newest_file.empty() || CompareVersions(m.version, newest_file) > 0) newest_file = m.version;

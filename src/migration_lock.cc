@@ -4,6 +4,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "run_stats.h"
 
 namespace pgboot {
 namespace {
@@ -54,6 +55,8 @@ LockWait::LockWait(Database& db, const History& history, const Config& cfg, Cloc
       start_(clock.NowMs()),
       next_log_(start_),
       backoff_(kPollBaseMs, kPollCapMs) {}
+
+LockWait::~LockWait() { NoteLockWait(clock_.NowMs() - start_); }
 
 void LockWait::LogHolderIfDue(int64_t now) {
   if (now < next_log_) return;

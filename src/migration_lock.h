@@ -41,6 +41,7 @@ class MigrationLock {
 class LockWait {
  public:
   LockWait(Database& db, const History& history, const Config& cfg, Clock& clock);
+  ~LockWait();  // adds the time waited, however it ended, to RunStats
   // When the first try was made (construction), on the clock.
   int64_t start() const { return start_; }
   // After a try that failed at `now`: lock.waiting with the holder, when one is due.

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "migration_lock.h"
 #include "resume.h"
+#include "run_stats.h"
 #include "section_runner.h"
 #include "transaction_migrate.h"
 
@@ -72,8 +73,9 @@ class Applier {
     Status s = runner_.RunInTransaction(runs, /*synchronous_commit=*/true);
     if (!s.ok()) return s;
     for (const Migration* m : ms) {
-      LogInfo("migration.applied",
-              {{"version", m->version}, {"name", m->name}, {"ms", clock.NowMs() - start}});
+      const int64_t elapsed = clock.NowMs() - start;  // the one transaction's, for each
+      LogInfo("migration.applied", {{"version", m->version}, {"name", m->name}, {"ms", elapsed}});
+      NoteApplied(m->version, elapsed);
     }
     return s;
   }
@@ -319,6 +321,7 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   auto rows = history.Read();
   if (!rows.ok()) return rows.status();
   Plan plan = BuildPlan(files, *rows, cfg.out_of_order);
+  NotePlan(plan);
   if (options.dry_run) {
     // No lock: a running row is printed from where a resume would go on.
     auto resumables = FindResumables(plan, target);
@@ -358,6 +361,7 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   rows = LockAndReadHistory(lock, history);
   if (!rows.ok()) return rows.status();
   plan = BuildPlan(files, *rows, cfg.out_of_order);
+  NotePlan(plan);
   auto resumables = CheckUnderLock(db, plan, target);
   if (!resumables.ok()) return resumables.status();
   todo = UpTo(plan.pending, target);

@@ -4,6 +4,7 @@
 #include "lock_mode.h"
 #include "log.h"
 #include "resume.h"
+#include "run_stats.h"
 #include "sql_split.h"
 
 namespace pgboot {
@@ -45,6 +46,7 @@ RunnerOptions UpRunnerOptions(const Config& cfg) {
   o.lock_timeout_ms = cfg.ddl_lock_timeout_ms;
   o.retry.lock_timeout = cfg.ddl_lock_timeout_ms > 0;
   o.retry.max_retries = cfg.ddl_retries;
+  o.note_applied = true;
   return o;
 }
 
@@ -90,8 +92,9 @@ Status SectionRunner::Ticked(const SectionRun& run, const std::function<Status()
   Status s = body();
   db_.SetTicker(0, nullptr);
   if (s.ok()) {
-    LogInfo(options_.done_event,
-            {{"version", run.version}, {"name", run.name}, {"ms", clock_.NowMs() - start}});
+    const int64_t ms = clock_.NowMs() - start;
+    LogInfo(options_.done_event, {{"version", run.version}, {"name", run.name}, {"ms", ms}});
+    if (options_.note_applied) NoteApplied(run.version, ms);
   }
   return s;
 }

@@ -42,6 +42,7 @@ struct RunnerOptions {
   int64_t statement_timeout_ms = 0;  // 0: the server's setting
   int64_t lock_timeout_ms = 0;       // SET LOCAL lock_timeout in transactions; 0: not set
   RetryPolicy retry;
+  bool note_applied = false;  // each success counts in RunStats (migrate's up sections)
 };
 
 // The events a direction logs: <start>, <progress>, <done>, <failed>.

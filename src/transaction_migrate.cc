@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "plan.h"
+#include "run_stats.h"
 #include "section_runner.h"
 #include "transaction_lock.h"
 #include "version.h"
@@ -85,16 +86,21 @@ class TransactionApplier {
       return Status::Ok();
     }
     // A retry (--ddl-lock-timeout) plans again under the new lock.
-    return runner_.RunInTransaction(runs, /*synchronous_commit=*/true, [&]() -> Result<bool> {
-      if (Status s = lock_.Open(); !s.ok()) return s;
-      Result<std::vector<const Migration*>> again = PlanUnderLock(files, target);
-      if (again.ok() && again->size() == runs.size()) return true;
-      lock_.Rollback();
-      if (!again.ok()) return again.status();
-      return Status::Precondition(
-          "the pending migrations changed while --single-transaction "
-          "waited to retry; run migrate again");
-    });
+    const int64_t start = runner_.clock().NowMs();
+    Status done =
+        runner_.RunInTransaction(runs, /*synchronous_commit=*/true, [&]() -> Result<bool> {
+          if (Status s = lock_.Open(); !s.ok()) return s;
+          Result<std::vector<const Migration*>> again = PlanUnderLock(files, target);
+          if (again.ok() && again->size() == runs.size()) return true;
+          lock_.Rollback();
+          if (!again.ok()) return again.status();
+          return Status::Precondition(
+              "the pending migrations changed while --single-transaction "
+              "waited to retry; run migrate again");
+        });
+    if (!done.ok()) return done;
+    for (const SectionRun& run : runs) NoteApplied(run.version, runner_.clock().NowMs() - start);
+    return done;
   }
 
   // Nothing pending, but a running or failed row was seen without the lock:
@@ -131,6 +137,7 @@ class TransactionApplier {
       lock_.Rollback();
       LogInfo("migration.skipped",
               {{"version", m.version}, {"name", m.name}, {"reason", "applied by another run"}});
+      NoteNoLongerPending(m.version);
       return false;
     }
     if (stop.ok()) stop = Verdict(*view, m, cfg_.out_of_order);
@@ -159,6 +166,7 @@ class TransactionApplier {
     auto rows = history_.Read();
     if (!rows.ok()) return rows.status();
     Plan plan = BuildPlan(files, *rows, cfg_.out_of_order);
+    NotePlan(plan);
     for (const HistoryRow& r : *rows) {
       if (r.status == "running") {
         return RefuseInTransactionMode("resuming the interrupted migration " + r.version +
