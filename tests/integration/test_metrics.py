@@ -16,9 +16,10 @@ import subprocess
 import time
 import unittest
 
-from harness.case import PgbootTestCase
+from harness.case import PgbootTestCase, skip_loudly
 from harness.files import temp_dir, temp_migrations, up
 from harness.logs import events
+from harness.pgbouncer import PGBOUNCER, start_pgbouncer
 from harness.proc import run
 from harness.server import closed_url, new_database, url
 from harness.sql import PsqlSession
@@ -205,6 +206,34 @@ class MetricsTest(PgbootTestCase):
         self.assertExit(self.pgboot("new", "x", "--migrations-dir", mig), 0)
         self.assertExit(self.pgboot("version"), 0)
         self.assertFalse(os.path.exists(self.path))
+
+    def test_transaction_lock_mode_through_the_pooler(self):
+        # Each migration takes its own locked transaction: every one counts once, and a
+        # wait for one of those locks adds to pgboot_lock_wait_seconds.
+        if not os.access(PGBOUNCER, os.X_OK):
+            skip_loudly(self, "pgbouncer is not installed (scripts/setup.sh installs it)")
+        db = new_database(self, "metp")
+        bouncer = start_pgbouncer(self, pool_mode="transaction", default_pool_size=2)
+        mig = temp_migrations(self, {"1_a.sql": up("CREATE TABLE a (id int);\n"),
+                                     "2_b.sql": up("CREATE TABLE b (id int);\n"),
+                                     "3_c.sql": up("SELECT 3;\n")})
+        holder = PsqlSession(self, db)
+        holder.execute("SELECT pg_advisory_lock(%s)" % KEY_SQL)
+        before = time.time()
+        cp = self.pgboot("migrate", "--migrations-dir", mig, "--lock-timeout", "1s",
+                         u=bouncer.url(db))
+        self.assertExit(cp, 7)
+        self.assertEqual([e["mode"] for e in events(cp.stderr, "lock.mode")], ["transaction"])
+        s = self.read()
+        self.assertOutcome(s, 7, 0, 3, before)
+        self.assertGreaterEqual(s[("pgboot_lock_wait_seconds", None)], 1.0)
+        holder.close()
+        cp = self.pgboot("migrate", "--migrations-dir", mig, "--target", "2", u=bouncer.url(db))
+        self.assertExit(cp, 0)
+        s = self.read()
+        self.assertOutcome(s, 0, 2, 1, before)
+        self.assertEqual(sorted(self.durations(s)), ["1", "2"])
+        self.assertLess(s[("pgboot_lock_wait_seconds", None)], 30)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ exit 8; an orphan .verify.sql is a files.orphan warning.
 """
 
 import json
+import os
 import unittest
 
-from harness.case import PgbootTestCase
+from harness.case import PgbootTestCase, skip_loudly
 from harness.files import temp_migrations
 from harness.logs import events
+from harness.pgbouncer import PGBOUNCER, start_pgbouncer
 from harness.proc import run, spawn, wait_until
 from harness.server import new_database, url
 from harness.sql import (admin_sql, advisory_locks, audit, backends_running, history,
@@ -184,6 +186,41 @@ class VerifyTest(PgbootTestCase):
         self.assertExit(cp, 0)
         ev = events(cp.stderr, "files.orphan")
         self.assertEqual([e["path"] for e in ev], [str(mig2 / "2_x.verify.sql")])
+
+
+class VerifyThroughPoolerTest(PgbootTestCase):
+    """Transaction lock mode (PgBouncer, transaction pooling): the checks run in the
+    migration's locked transaction behind the savepoint, and `verify` reads through it."""
+
+    def setUp(self):
+        if not os.access(PGBOUNCER, os.X_OK):
+            skip_loudly(self, "pgbouncer is not installed (scripts/setup.sh installs it)")
+        self.db = new_database(self, "vfp")
+        self.bouncer = start_pgbouncer(self, pool_mode="transaction", default_pool_size=2)
+
+    def pgboot(self, mig, *args):
+        return run([str(a) for a in args],
+                   env={"DATABASE_URL": self.bouncer.url(self.db), "PGBOOT_MIGRATIONS_DIR": mig,
+                        "PGBOOT_WAIT_TIMEOUT": "10s"})
+
+    def test_checks_pass_fail_and_verify_through_the_pooler(self):
+        failing = ORDERS.replace("1_orders", "2_items").replace("orders", "items").replace(
+            "SELECT count(*) = 0", "SELECT count(*) = 1")
+        mig = temp_migrations(self, {"1_orders.sql": ORDERS, "2_items.sql": failing})
+        cp = self.pgboot(mig, "migrate")
+        self.assertExit(cp, 5)
+        self.assertEqual([e["mode"] for e in events(cp.stderr, "lock.mode")], ["transaction"])
+        self.assertEqual(history(self.db), {"1": "applied"})
+        self.assertFalse(table_exists(self.db, "items"))
+        self.assertEqual([e["file"] for e in events(cp.stderr, "migration.verify_failed")],
+                         ["%s:5" % (mig / "2_items.sql")])
+        os.unlink(mig / "2_items.sql")
+        admin_sql("INSERT INTO orders VALUES (1, 10)", self.db)
+        cp = self.pgboot(mig, "verify", "--output", "json")
+        self.assertExit(cp, 6)
+        self.assertEqual([(c["line"], c["ok"]) for c in json.loads(cp.stdout)["checks"]],
+                         [(4, True), (5, False)])
+        self.assertEqual(admin_sql("SELECT count(*) FROM orders", self.db).strip(), "1")
 
 
 if __name__ == "__main__":
