@@ -49,7 +49,12 @@ class Database {
   // Runs statements in order, pipelined (one round trip) where the
   // implementation can; stops at the first failure. On failure `*failed_index`
   // (when given) is the index of the failing statement.
-  virtual Status ExecSequence(const std::vector<std::string>& statements,
+  // The statements are borrowed, not copied, and each must be followed by a
+  // '\0' just past its end (a std::string's or a literal's, or a section's
+  // statement inside a TerminatedStatements guard): a migration's statements are
+  // handed to libpq where the file is held (docs/reference.md, "Inputs pgboot
+  // refuses": the memory bound).
+  virtual Status ExecSequence(const std::vector<std::string_view>& statements,
                               size_t* failed_index = nullptr) = 0;
 
   // While a call waits for the server, `tick` runs every `interval_ms` (0 turns
@@ -90,6 +95,11 @@ class Database {
 // and in transaction lock mode the isolation level and SET LOCAL settings.
 inline std::vector<std::string> BeginStatements(Database& db) {
   return BeginStatements(db.lock_mode(), db.ServerVersion());
+}
+
+// Views of `owned` for ExecSequence; `owned` must outlive them.
+inline std::vector<std::string_view> Views(const std::vector<std::string>& owned) {
+  return {owned.begin(), owned.end()};
 }
 
 }  // namespace pgboot

@@ -12,6 +12,10 @@
 #include "log.h"
 #include "pg_result.h"
 
+// Defined only in the static binary (src/static/pq_query_copy.c, with -Wl,--wrap=strdup):
+// the query text given next is not duplicated by libpq. Elsewhere the weak reference is null.
+extern "C" void pgboot_skip_query_copy(const char* query) __attribute__((weak));
+
 namespace pgboot {
 namespace {
 
@@ -308,18 +312,29 @@ Result<QueryResult> PgDatabase::ExecUntil(std::string_view sql, const std::vecto
   return out;
 }
 
-Status PgDatabase::ExecSequence(const std::vector<std::string>& statements, size_t* failed_index) {
+Status PgDatabase::ExecSequence(const std::vector<std::string_view>& statements,
+                                size_t* failed_index) {
   if (statements.empty()) return Status::Ok();
   if (Status s = Usable(); !s.ok()) return s;
+  for (std::string_view stmt : statements) {
+    // Borrowed where it lies (Database::ExecSequence): the '\0' past its end
+    // ends it for libpq, which copies it once, into its output buffer.
+    if (stmt.data()[stmt.size()] != '\0') {
+      return Status::Internal("a statement for ExecSequence is not NUL-terminated");
+    }
+  }
   if (PQenterPipelineMode(conn_) != 1) {
     return Status::Sql("could not enter pipeline mode: " + OneLine(PQerrorMessage(conn_)), "");
   }
-  for (const std::string& stmt : statements) {
+  for (std::string_view stmt : statements) {
+    if (pgboot_skip_query_copy != nullptr) pgboot_skip_query_copy(stmt.data());
     // Zero parameters, but the extended protocol: one statement per message.
     // The flush request makes the server send each statement's result as it
     // ends instead of at the Sync, so an interruption knows which statement ran.
-    if (!PQsendQueryParams(conn_, stmt.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) ||
-        !PQsendFlushRequest(conn_)) {
+    const int sent =
+        PQsendQueryParams(conn_, stmt.data(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    if (pgboot_skip_query_copy != nullptr) pgboot_skip_query_copy(nullptr);
+    if (!sent || !PQsendFlushRequest(conn_)) {
       broken_ = true;  // half a pipeline is queued: the session cannot be trusted
       return SendFailed();
     }

@@ -37,7 +37,7 @@ class PgDatabase : public Database {
   // statements that refuse a transaction block (CREATE INDEX CONCURRENTLY,
   // VACUUM) belong in Exec, one at a time. After a failure the server skips
   // the rest (PGRES_PIPELINE_ABORTED).
-  Status ExecSequence(const std::vector<std::string>& statements,
+  Status ExecSequence(const std::vector<std::string_view>& statements,
                       size_t* failed_index = nullptr) override;
 
   void SetTicker(int64_t interval_ms, std::function<void()> tick) override;

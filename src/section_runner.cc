@@ -1,5 +1,8 @@
 #include "section_runner.h"
 
+#include <string_view>
+#include <utility>
+
 #include "backoff.h"
 #include "lock_mode.h"
 #include "log.h"
@@ -16,6 +19,34 @@ constexpr int64_t kRetryBaseMs = 200;
 constexpr int64_t kRetryCapMs = 5000;
 
 std::string Label(const SectionRun& run) { return VersionLabel(run.version, run.name); }
+
+// While it lives, every statement of `runs` ends in '\0' in place: the byte
+// after a statement's text in its section's sql (its ';', a blank, or the
+// string's own terminator) is overwritten and put back afterwards. So the
+// statements go to ExecSequence as views of the file as it is held, not as
+// copies (docs/reference.md, "Inputs pgboot refuses": the memory bound). The
+// sections are the loaded files' own (never const objects), and nothing reads
+// a section's whole sql while a statement is on its way.
+class TerminatedStatements {
+ public:
+  explicit TerminatedStatements(const std::vector<SectionRun>& runs) {
+    for (const SectionRun& run : runs) {
+      for (const SqlStatement& st : run.section->statements) {
+        char* end = const_cast<char*>(st.text.data() + st.text.size());
+        saved_.emplace_back(end, *end);
+        *end = '\0';
+      }
+    }
+  }
+  ~TerminatedStatements() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) *it->first = it->second;
+  }
+  TerminatedStatements(const TerminatedStatements&) = delete;
+  TerminatedStatements& operator=(const TerminatedStatements&) = delete;
+
+ private:
+  std::vector<std::pair<char*, char>> saved_;
+};
 
 }  // namespace
 
@@ -147,13 +178,14 @@ SectionFailure SectionRunner::Attribute(const std::vector<SectionRun>& runs,
 Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool synchronous_commit,
                                        const std::function<Result<bool>()>& reopen) {
   TransactionPipeline p;
-  if (!reopen) p.parts[0] = BeginStatements(db_);
-  for (std::string& s : Settings(synchronous_commit)) p.parts[0].push_back(std::move(s));
-  p.size = p.parts[0].size();
+  if (!reopen) {
+    for (std::string& s : BeginStatements(db_)) p.Add(std::move(s));
+  }
+  for (std::string& s : Settings(synchronous_commit)) p.Add(std::move(s));
   std::vector<size_t> firsts;
   for (const SectionRun& run : runs) {
     firsts.push_back(p.size);
-    for (const SqlStatement& st : run.section->statements) p.Add(std::string(st.text));
+    for (const SqlStatement& st : run.section->statements) p.Borrow(st.text);
     if (run.verify != nullptr) {
       // Behind a savepoint rolled back to after the checks: a check cannot change data.
       p.Add("SAVEPOINT pgboot_verify");
@@ -162,7 +194,7 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool
       p.Add("ROLLBACK TO SAVEPOINT pgboot_verify");
       p.Add("RELEASE SAVEPOINT pgboot_verify");
     }
-    for (const std::string& w : run.record) p.Add(w);
+    for (const std::string& w : run.record) p.Borrow(w);
   }
   p.Add("COMMIT");
   Backoff backoff(kRetryBaseMs, kRetryCapMs);
@@ -175,7 +207,11 @@ Status SectionRunner::RunInTransaction(const std::vector<SectionRun>& runs, bool
     size_t failed = 0;
     std::optional<CheckOutcome> check_failed;
     const SectionRun* check_run = nullptr;
-    Status s = ExecWithChecks(p, &failed, &check_failed, &check_run);
+    Status s;
+    {
+      TerminatedStatements terminated(runs);
+      s = ExecWithChecks(p, &failed, &check_failed, &check_run);
+    }
     if (s.ok()) return s;
     (void)db_.Exec("ROLLBACK");
     if (check_failed) return VerifyFailed(*check_run, *check_failed, {});
@@ -263,7 +299,7 @@ Status SectionRunner::Record(const std::vector<std::string>& writes, const std::
   std::vector<std::string> stmts = BeginStatements(db_);
   stmts.insert(stmts.end(), writes.begin(), writes.end());
   stmts.push_back("COMMIT");
-  Status s = db_.ExecSequence(stmts, nullptr);
+  Status s = db_.ExecSequence(Views(stmts), nullptr);
   if (s.ok()) return s;
   (void)db_.Exec("ROLLBACK");
   return HistoryError(s, what);

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -169,12 +171,16 @@ class SectionRunner {
   Status RetryPause(const SectionRun& run, const Status& s, int64_t attempt, Backoff& backoff);
   // One transaction's statements, pipelined in parts: the verify checks of
   // checks[i] run after parts[i], whose last statement sets their savepoint.
+  // pgboot's own statements are owned here (a deque keeps them in place); a
+  // section's are borrowed, terminated in place while they are sent.
   struct TransactionPipeline {
-    std::vector<std::vector<std::string>> parts{1};
+    std::vector<std::vector<std::string_view>> parts{1};
     std::vector<const SectionRun*> checks;
+    std::deque<std::string> own;
     size_t size = 0;  // statements in all parts
-    void Add(std::string s) {
-      parts.back().push_back(std::move(s));
+    void Add(std::string s) { Borrow(own.emplace_back(std::move(s))); }
+    void Borrow(std::string_view s) {
+      parts.back().push_back(s);
       ++size;
     }
   };

@@ -42,7 +42,8 @@ Status SectionRunner::ExecWithChecks(const TransactionPipeline& p, size_t* faile
 Status SectionRunner::RunChecksApart(const SectionRun& run,
                                      const std::vector<std::string>& writes) {
   if (run.verify == nullptr) return Status::Ok();
-  Status s = db_.ExecSequence(BeginStatements(db_));
+  const std::vector<std::string> begin = BeginStatements(db_);
+  Status s = db_.ExecSequence(Views(begin));
   if (!s.ok()) {
     (void)db_.Exec("ROLLBACK");
     return HistoryError(s, "opening the transaction of verify checks");

@@ -72,7 +72,7 @@ Status WriteUnderLock(Database& db, History& history, const Config& cfg, Clock& 
       lock.Rollback();
       return writes.ok() ? Status::Ok() : writes.status();
     }
-    if (Status w = db.ExecSequence(*writes, nullptr); !w.ok()) {
+    if (Status w = db.ExecSequence(Views(*writes), nullptr); !w.ok()) {
       lock.Rollback();
       return HistoryError(w, what);
     }
@@ -87,7 +87,7 @@ Status WriteUnderLock(Database& db, History& history, const Config& cfg, Clock& 
   std::vector<std::string> stmts = BeginStatements(db);
   stmts.insert(stmts.end(), writes->begin(), writes->end());
   stmts.push_back("COMMIT");
-  if (Status w = db.ExecSequence(stmts, nullptr); !w.ok()) {
+  if (Status w = db.ExecSequence(Views(stmts), nullptr); !w.ok()) {
     (void)db.Exec("ROLLBACK");
     return HistoryError(w, what);
   }

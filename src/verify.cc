@@ -80,7 +80,7 @@ Result<std::vector<CheckOutcome>> VerifyApplied(Database& db, const Config& cfg,
     std::vector<std::string> begin = BeginStatements(db);
     begin.push_back("SET TRANSACTION READ ONLY");
     begin.push_back("SAVEPOINT pgboot_verify");
-    Status s = db.ExecSequence(begin);
+    Status s = db.ExecSequence(Views(begin));
     if (!s.ok()) {
       (void)db.Exec("ROLLBACK");
       return Internal(s, "verify: opening a read-only transaction");

@@ -62,6 +62,8 @@ class FakeDatabase : public Database {
     QueryResult result;
     int times = -1;
   };
+  // Each ExecSequence call's statements as given (views, not copies).
+  std::vector<std::vector<std::string_view>> sequence_views;
   // One ExecSequence call (a pipelined round trip) or one Exec.
   struct Call {
     bool sequence = false;
@@ -111,10 +113,16 @@ class FakeDatabase : public Database {
     return Run(std::string(sql));
   }
 
-  Status ExecSequence(const std::vector<std::string>& statements, size_t* failed) override {
-    calls.push_back({true, statements});
+  Status ExecSequence(const std::vector<std::string_view>& statements, size_t* failed) override {
+    // The contract of Database::ExecSequence, which libpq relies on.
+    for (std::string_view st : statements) {
+      if (st.data()[st.size()] != '\0')
+        return Status::Internal("not NUL-terminated: " + std::string(st));
+    }
+    calls.push_back({true, {statements.begin(), statements.end()}});
+    sequence_views.push_back(statements);
     for (size_t i = 0; i < statements.size(); ++i) {
-      auto r = Run(statements[i]);
+      auto r = Run(std::string(statements[i]));
       if (!r.ok()) {
         if (failed) *failed = i;
         return r.status();

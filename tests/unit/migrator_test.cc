@@ -74,6 +74,24 @@ TEST_CASE("migrate applies pending versions in version order, one round trip eac
   CHECK(e.clock.sleeps.empty());
 }
 
+TEST_CASE(
+    "a migration's statements go to the session in place, not copied, and the file is intact") {
+  Engine e;
+  e.files = {FakeMigration("1", "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);SELECT 2")};
+  const std::string before = e.files[0].up.sql;
+  REQUIRE(e.Migrate().ok());
+  const std::string& sql = e.files[0].up.sql;
+  CHECK(sql == before);  // every '\0' written for libpq was put back
+  int borrowed = 0;
+  for (const std::vector<std::string_view>& call : e.db.sequence_views) {
+    for (std::string_view st : call) {
+      // A view into the section itself (the fake checked its '\0' at the call).
+      if (st.data() >= sql.data() && st.data() < sql.data() + sql.size()) ++borrowed;
+    }
+  }
+  CHECK(borrowed == 3);
+}
+
 TEST_CASE("55P03 under --ddl-lock-timeout retries the migration's transaction from BEGIN") {
   Engine e;
   e.cfg.ddl_lock_timeout_ms = 100;
