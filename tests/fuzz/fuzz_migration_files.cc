@@ -47,6 +47,10 @@ void CheckLoaded(const std::vector<pgboot::Migration>& ms) {
     if (m.down) {
       CheckSection(*m.down, m.down_path);
     }
+    if (m.verify) {
+      FUZZ_CHECK(!m.verify->statements.empty(), m.verify_path + ": a verify section without checks");
+      CheckSection(*m.verify, m.verify_path);
+    }
   }
 }
 

@@ -45,6 +45,10 @@ FILES = [
     b"7_nomarker.sql\nSELECT 1;\n-- migrate:down\n",
     b"8_text_before.sql\nSELECT 0;\n-- migrate:up\nSELECT 1;\n",
     b"9_copy.sql\nCOPY t FROM STDIN;\n",
+    b"10_verify.sql\n-- migrate:up\nCREATE TABLE v (id int);\n-- migrate:verify\n"
+    b"SELECT EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'v');\n-- migrate:down\nDROP TABLE v;\n",
+    b"11_w.up.sql\nCREATE TABLE w (id int);\n\x0011_w.verify.sql\nSELECT true;\n"
+    b"\x0012_x.verify.sql\nSELECT 1;\x0013_y.sql\n-- migrate:verify\n-- migrate:up\n",
 ]
 
 # byte 0 picks a setting by index in SettingSpecs(); every index reaches a kind.
