@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "event_loop.h"
 #include "log.h"
+#include "spawn.h"
 
 namespace pgboot {
 
@@ -47,12 +48,6 @@ bool ForwardedSignal(int signo) {
     if (signo == fault) return false;
   }
   return true;
-}
-
-int ExitCodeFromWaitStatus(int wait_status) {
-  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return 1;  // stopped/continued: waitpid without WUNTRACED never reports these
 }
 
 std::optional<ProcStat> ParseProcStat(std::string_view text) {
@@ -114,73 +109,6 @@ namespace {
 // How long pgboot waits for SIGKILLed leftovers to be gone before it exits
 // anyway (a process in uninterruptible sleep dies only when its I/O ends).
 constexpr int64_t kKillWaitMs = 2000;
-
-std::string SignalName(int signo) {
-  // sigabbrev_np names the classic signals only; real-time ones read as tini's do.
-  if (signo >= SIGRTMIN && signo <= SIGRTMAX) {
-    return signo == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
-  }
-  const char* abbrev = sigabbrev_np(signo);
-  return abbrev ? std::string("SIG") + abbrev : std::to_string(signo);
-}
-
-// ---- spawning APP -------------------------------------------------------------
-
-// The child side of the fork; never returns. Mirrors tini's spawn(): its own
-// process group, the terminal's foreground when pgboot had it, the inherited
-// signal mask and dispositions, exec. The exec's errno goes back to the parent
-// through `report_fd` (close-on-exec: a successful exec closes it unwritten).
-[[noreturn]] void ExecChild(char* const* argv, int report_fd) {
-  // tini's isolate_child(): APP leads its own process group, so a terminal's
-  // ^C reaches APP once (from the terminal) instead of twice (terminal and
-  // forwarding). Unlike tini, take the foreground only when pgboot's group has
-  // it: a pgboot started in the background must not steal the terminal from
-  // the shell. SIGTTOU is still ignored here, so tcsetpgrp cannot stop us.
-  const bool foreground = tcgetpgrp(STDIN_FILENO) == getpgrp();
-  setpgid(0, 0);
-  if (foreground) (void)tcsetpgrp(STDIN_FILENO, getpgrp());
-  EventLoop::Get().RestoreForExec();
-  execvp(argv[0], argv);
-  const int err = errno;
-  ssize_t ignored = write(report_fd, &err, sizeof err);
-  (void)ignored;
-  _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);  // as a shell says it; the parent reads err
-}
-
-// Forks APP and returns its pid once it runs APP's program, or the 127/126
-// Status when the exec failed (that child is reaped here).
-Result<pid_t> Spawn(const std::vector<std::string>& app) {
-  std::vector<char*> argv;
-  for (const std::string& a : app) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0)
-    return Status::Internal(std::string("pipe: ") + strerror(errno));
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int err = errno;
-    close(report[0]);
-    close(report[1]);
-    return Status::Internal(std::string("fork: ") + strerror(err));
-  }
-  if (pid == 0) {
-    close(report[0]);
-    ExecChild(argv.data(), report[1]);
-  }
-  close(report[1]);
-  int err = 0;
-  ssize_t n;
-  do {
-    n = read(report[0], &err, sizeof err);
-  } while (n < 0 && errno == EINTR);
-  close(report[0]);
-  if (n != static_cast<ssize_t>(sizeof err)) return pid;  // exec succeeded
-  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-  std::string why = "cannot execute " + app.front() + ": " + strerror(err);
-  if (err == ENOENT || err == ENOTDIR) return Status::AppNotFound(why);
-  return Status::AppNotExecutable(why);
-}
 
 // ---- reaping ------------------------------------------------------------------
 
@@ -389,7 +317,9 @@ Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms, bool 
   dfl.sa_handler = SIG_DFL;
   sigaction(SIGCHLD, &dfl, nullptr);
 
-  Result<pid_t> spawned = Spawn(app);
+  SpawnOptions spawn;
+  spawn.take_terminal = true;
+  Result<pid_t> spawned = Spawn(app, spawn);
   if (!spawned.ok()) return spawned.status();
   const pid_t pid = *spawned;
   LogInfo("init.start", {{"pid", pid},

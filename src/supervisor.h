@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spawn.h"  // ExitCodeFromWaitStatus, which the pieces below share
 #include "status.h"
 
 namespace pgboot {
@@ -33,10 +34,6 @@ Status SuperviseApp(const std::vector<std::string>& app, int64_t grace_ms, bool 
 // catchable one but SIGCHLD, SIGTTIN, SIGTTOU and the synchronous faults (SIGFPE,
 // SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS).
 bool ForwardedSignal(int signo);
-
-// The code a shell would report for a waitpid() status: the exit code, or
-// 128+N when signal N ended the process.
-int ExitCodeFromWaitStatus(int wait_status);
 
 // The fields of /proc/PID/stat that --init needs to find its descendants.
 struct ProcStat {
