@@ -29,6 +29,8 @@ int ExitCodeFor(const Status& s) {
       return kExitInvalidFiles;
     case StatusKind::kInterrupted:
       return 128 + s.signal();
+    case StatusKind::kHookFailed:
+      return kExitHookFailed;
     case StatusKind::kAppNotFound:
       return kExitNotFound;
     case StatusKind::kAppNotExecutable:

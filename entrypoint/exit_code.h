@@ -18,6 +18,7 @@ enum ExitCode : int {
   kExitValidation = 6,
   kExitLockTimeout = 7,
   kExitInvalidFiles = 8,
+  kExitHookFailed = 9,
   kExitNotExecutable = 126,
   kExitNotFound = 127,
 };

@@ -18,6 +18,7 @@
 #include "exit_code.h"
 #include "gate.h"
 #include "gate_session.h"
+#include "hook_runner.h"
 #include "log.h"
 #include "metrics_file.h"
 #include "migration_files.h"
@@ -173,6 +174,30 @@ Reconnect ReconnectFor(const Config& cfg) {
   return [&cfg]() -> Result<std::unique_ptr<Database>> { return Connect(cfg); };
 }
 
+// Whether this command would run hooks, checked before any wait: an image
+// without /bin/sh fails at once with exit 9 (docs/reference.md, "Hooks").
+Status CheckHooks(const Config& cfg, bool dry_run) {
+  if (dry_run || (cfg.before_migrate.empty() && cfg.after_migrate.empty())) return Status::Ok();
+  return CheckHookShell();
+}
+
+// The hooks of migrate and run: /bin/sh with the libpq variables of pgboot's
+// connection, so that `pg_dump` needs no arguments.
+HookRunner HooksFor(const Config& cfg) {
+  return [&cfg](HookKind kind, const std::string& command,
+                const std::vector<std::string>& versions) -> Status {
+    auto libpq = LibpqEnvironment(cfg.database_url);
+    if (!libpq.ok()) return libpq.status();
+    HookRun run;
+    run.kind = kind;
+    run.command = command;
+    run.versions = versions;
+    run.libpq = std::move(*libpq);
+    run.grace_ms = cfg.init_grace_ms;
+    return RunHook(run);
+  };
+}
+
 Status RunCommand(const Invocation& inv, const Config& cfg) {
   // Run mode only: the other commands start no APP and ignore it (docs/reference.md).
   if (cfg.init_group && !cfg.init) {
@@ -180,10 +205,13 @@ Status RunCommand(const Invocation& inv, const Config& cfg) {
   }
   if (cfg.run_migrations) {
     SayGateMoot(cfg, "RUN_MIGRATIONS=true: this process applies the migrations itself");
+    if (Status hooks = CheckHooks(cfg, false); !hooks.ok()) return hooks;
     auto loaded = LoadFilesAndConnect(cfg);
     if (!loaded.ok()) return loaded.status();
+    MigrateOptions opts;
+    opts.run_hook = HooksFor(cfg);
     Status s = MigrateReconnecting(std::move(loaded->db), ReconnectFor(cfg), cfg, loaded->files,
-                                   MigrateOptions{}, RealClock());
+                                   opts, RealClock());
     if (!s.ok()) return s;
   } else {
     Status s = ReadyOrGate(cfg);
@@ -199,6 +227,7 @@ Status WaitCommand(const Invocation&, const Config& cfg) { return ReadyOrGate(cf
 
 Status MigrateCommand(const Invocation& inv, const Config& cfg) {
   SayGateMoot(cfg, "migrate applies the migrations itself");
+  if (Status hooks = CheckHooks(cfg, inv.dry_run); !hooks.ok()) return hooks;
   auto loaded = LoadFilesAndConnect(cfg, [&](const std::vector<Migration>& files) {
     return CheckTarget(files, inv.target, cfg.migrations_dir);
   });
@@ -206,6 +235,7 @@ Status MigrateCommand(const Invocation& inv, const Config& cfg) {
   MigrateOptions opts;
   opts.target = inv.target;
   opts.dry_run = inv.dry_run;
+  opts.run_hook = HooksFor(cfg);
   return MigrateReconnecting(std::move(loaded->db), ReconnectFor(cfg), cfg, loaded->files, opts,
                              RealClock());
 }

@@ -173,6 +173,12 @@ const SettingSpec kSpecs[] = {
     {"migrations-wait-timeout", "PGBOOT_MIGRATIONS_WAIT_TIMEOUT", nullptr,
      "run.migrations_wait_timeout", "15m", Duration<&Config::migrations_wait_timeout_ms>,
      "--wait-for-migrations: give up after this long from readiness (0 = forever)"},
+    {"before-migrate", "PGBOOT_BEFORE_MIGRATE", nullptr, "hooks.before_migrate", "",
+     Text<&Config::before_migrate>,
+     "/bin/sh -c command run under the lock before the first pending migration"},
+    {"after-migrate", "PGBOOT_AFTER_MIGRATE", nullptr, "hooks.after_migrate", "",
+     Text<&Config::after_migrate>,
+     "/bin/sh -c command run after the last migration committed, before the lock is released"},
     {nullptr, "PGBOOT_ENV", nullptr, "env", "", Text<&Config::env>, "production: guard rollback"},
     {"lock-mode", "PGBOOT_LOCK_MODE", nullptr, "lock.mode", "auto", Mode<&Config::lock_mode>,
      "auto, session or transaction: how the migration lock is taken (auto: transaction "

@@ -55,6 +55,9 @@ struct Config {
   int64_t migrations_wait_timeout_ms = 15 * 60 * 1000;
   std::string env;  // PGBOOT_ENV; "production" turns on the rollback guard
   LockMode lock_mode = LockMode::kAuto;
+  // Hooks (docs/reference.md, "Hooks"): /bin/sh -c commands; empty = none.
+  std::string before_migrate;
+  std::string after_migrate;
   // How often waits report themselves. Environment only (PGBOOT_WAIT_LOG_INTERVAL,
   // PGBOOT_LOCK_LOG_INTERVAL, PGBOOT_PROGRESS_INTERVAL, PGBOOT_GATE_LOG_INTERVAL):
   // tests shorten them.

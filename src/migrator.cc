@@ -5,6 +5,7 @@
 
 #include "lock_mode.h"
 #include "log.h"
+#include "migrate_dry_run.h"
 #include "migration_lock.h"
 #include "resume.h"
 #include "run_stats.h"
@@ -200,56 +201,6 @@ class Applier {
   SectionRunner runner_;
 };
 
-std::string DryRunStatements(const Migration& m, const std::vector<size_t>& indexes) {
-  std::string out;
-  for (size_t i : indexes) {
-    const SqlStatement& st = m.up.statements[i];
-    out += "-- " + m.up_path + ":" + std::to_string(st.line) + "\n" + Terminated(st.text);
-  }
-  return out;
-}
-
-std::vector<size_t> From(const Migration& m, size_t first) {
-  std::vector<size_t> out;
-  for (size_t i = first; i < m.up.statements.size(); ++i) out.push_back(i);
-  return out;
-}
-
-// A resumed migration prints from where it goes on, after the earlier
-// settings it re-runs.
-Status DryRun(const std::vector<Resumable>& resumables, const std::vector<const Migration*>& todo) {
-  std::string out =
-      "-- pgboot dry run: " + std::to_string(todo.size()) + " pending migration(s)" +
-      (resumables.empty() ? "" : ", " + std::to_string(resumables.size()) + " to resume") +
-      "; nothing is changed\n";
-  for (const Resumable& r : resumables) {
-    const Migration& m = *r.migration;
-    out += "\n-- version " + m.version + " " + m.name +
-           " (transaction:false, resumed at statement " + std::to_string(r.point.next + 1) +
-           " of " + std::to_string(m.up.statements.size()) + ")\n";
-    if (!r.point.prelude.empty()) {
-      out += "-- the earlier settings, re-run first:\n" + DryRunStatements(m, r.point.prelude);
-      out += "-- then from statement " + std::to_string(r.point.next + 1) + ":\n";
-    }
-    out += DryRunStatements(m, From(m, r.point.next));
-  }
-  for (const Migration* m : todo) {
-    out += "\n-- version " + m->version + " " + m->name + " (" +
-           (m->up.transactional ? "one transaction" : "transaction:false, statement by statement") +
-           ")\n";
-    // Statement by statement, never a copy of the whole SQL: peak memory stays
-    // within the files' sizes (docs/reference.md, "Inputs pgboot refuses").
-    for (const SqlStatement& st : m->up.statements) {
-      out += "-- " + m->up_path + ":" + std::to_string(st.line) + "\n";
-      PrintResult(out);
-      PrintResult(st.text);
-      out = Terminator(st.text);
-    }
-  }
-  PrintResult(out);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status CheckTarget(const std::vector<Migration>& files, const std::string& target,
@@ -309,6 +260,78 @@ Status ApplyAll(Applier& applier, const Config& cfg, const std::vector<Resumable
   return Status::Ok();
 }
 
+// What is left to do under the lock: running rows to resume, then pending
+// versions up to the target.
+struct Work {
+  Plan plan;
+  std::vector<Resumable> resumables;
+  std::vector<const Migration*> todo;
+  bool Empty() const { return todo.empty() && resumables.empty(); }
+  // In the order they run, as PGBOOT_PENDING_VERSIONS lists them.
+  std::vector<std::string> Versions() const {
+    std::vector<std::string> out;
+    for (const Resumable& r : resumables) out.push_back(r.migration->version);
+    for (const Migration* m : todo) out.push_back(m->version);
+    return out;
+  }
+};
+
+Result<Work> WorkUnderLock(Database& db, const std::vector<Migration>& files,
+                           const std::vector<HistoryRow>& rows, const Config& cfg,
+                           const std::string& target) {
+  Work w{BuildPlan(files, rows, cfg.out_of_order), {}, {}};
+  NotePlan(w.plan);
+  auto resumables = CheckUnderLock(db, w.plan, target);
+  if (!resumables.ok()) return resumables.status();
+  w.resumables = std::move(*resumables);
+  w.todo = UpTo(w.plan.pending, target);
+  return w;
+}
+
+Status NothingLeft(const Plan& plan) {
+  LogInfo("migrate.nothing_to_do",
+          {{"applied", plan.applied_count}, {"pending", 0}, {"reason", "applied by another run"}});
+  return Status::Ok();
+}
+
+// Session lock mode: under the lock, the tables are created and history is
+// read and validated again; the before-migrate hook runs when there is work
+// (and history is read again after it), the after-migrate hook once
+// everything committed, while the lock is still held.
+Status MigrateUnderSessionLock(Database& db, const Config& cfg, History& history,
+                               const std::vector<Migration>& files, const std::string& target,
+                               const MigrateOptions& options, Clock& clock) {
+  MigrationLock lock(db, history, cfg, clock);
+  auto rows = LockAndReadHistory(lock, history);
+  if (!rows.ok()) return rows.status();
+  auto work = WorkUnderLock(db, files, *rows, cfg, target);
+  if (!work.ok()) return work.status();
+  if (work->Empty()) return NothingLeft(work->plan);
+  if (HookConfigured(options.run_hook, cfg, HookKind::kBeforeMigrate)) {
+    Status h = RunMigrateHook(options.run_hook, cfg, HookKind::kBeforeMigrate, work->Versions());
+    if (!h.ok()) return h;
+    // The hook's backup must be the state being migrated: whatever changed
+    // while it ran is read and validated again, on the same session.
+    rows = history.Read();
+    if (!rows.ok()) return rows.status();
+    work = WorkUnderLock(db, files, *rows, cfg, target);
+    if (!work.ok()) return work.status();
+    if (work->Empty()) return NothingLeft(work->plan);
+  }
+  auto batch = history.NextBatch();
+  if (!batch.ok()) return batch.status();
+
+  const int64_t start = clock.NowMs();
+  Applier applier(db, cfg, history, clock, *batch);
+  Status s = ApplyAll(applier, cfg, work->resumables, work->todo, clock);
+  if (!s.ok()) return s;
+  const std::vector<std::string> applied = work->Versions();
+  LogInfo("migrate.done", {{"applied", static_cast<int64_t>(applied.size())},
+                           {"batch", *batch},
+                           {"ms", clock.NowMs() - start}});
+  return RunMigrateHook(options.run_hook, cfg, HookKind::kAfterMigrate, applied);
+}
+
 }  // namespace
 
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,
@@ -316,6 +339,11 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   Status checked = CheckTarget(files, options.target, cfg.migrations_dir);
   if (!checked.ok()) return checked;
   const std::string target = options.target.empty() ? "" : CanonicalVersion(options.target);
+  // Whether or not anything is pending: a configuration that cannot work
+  // fails on its first run, not on the first day a migration is added.
+  if (Status refused = RefuseHooks(db, cfg, options.run_hook, options.dry_run); !refused.ok()) {
+    return refused;
+  }
   History history(db, cfg.history_table);
 
   auto rows = history.Read();
@@ -357,31 +385,7 @@ Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& fi
   if (db.lock_mode() == LockMode::kTransaction) {
     return MigrateInTransactionMode(db, cfg, history, files, todo, target, clock);
   }
-  MigrationLock lock(db, history, cfg, clock);
-  rows = LockAndReadHistory(lock, history);
-  if (!rows.ok()) return rows.status();
-  plan = BuildPlan(files, *rows, cfg.out_of_order);
-  NotePlan(plan);
-  auto resumables = CheckUnderLock(db, plan, target);
-  if (!resumables.ok()) return resumables.status();
-  todo = UpTo(plan.pending, target);
-  if (todo.empty() && resumables->empty()) {
-    LogInfo(
-        "migrate.nothing_to_do",
-        {{"applied", plan.applied_count}, {"pending", 0}, {"reason", "applied by another run"}});
-    return Status::Ok();
-  }
-  auto batch = history.NextBatch();
-  if (!batch.ok()) return batch.status();
-
-  const int64_t start = clock.NowMs();
-  Applier applier(db, cfg, history, clock, *batch);
-  Status s = ApplyAll(applier, cfg, *resumables, todo, clock);
-  if (!s.ok()) return s;
-  LogInfo("migrate.done", {{"applied", static_cast<int64_t>(todo.size() + resumables->size())},
-                           {"batch", *batch},
-                           {"ms", clock.NowMs() - start}});
-  return Status::Ok();
+  return MigrateUnderSessionLock(db, cfg, history, files, target, options, clock);
 }
 
 }  // namespace pgboot

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "database.h"
 #include "history.h"
+#include "migrate_hooks.h"
 #include "migration_files.h"
 #include "migration_lock.h"
 #include "plan.h"
@@ -21,11 +22,18 @@ namespace pgboot {
 struct MigrateOptions {
   std::string target;    // apply up to and including this version; empty = all
   bool dry_run = false;  // print the SQL that would run; no lock, no writes
+  // Runs cfg.before_migrate/after_migrate (docs/reference.md, "Hooks"); empty:
+  // no hooks run (reset's migrate).
+  HookRunner run_hook;
 };
 
 // `migrate`: connect is done by the caller; this reads history, validates, takes
 // the lock only when something is pending, creates the tables, re-reads and
-// re-validates under the lock, and applies what is still pending.
+// re-validates under the lock, and applies what is still pending. With
+// `run_hook`, the before-migrate hook runs under the lock when there is work
+// (then history is read and validated again) and the after-migrate hook once
+// everything committed, before the lock is released; configured hooks are
+// refused in transaction lock mode.
 Status Migrate(Database& db, const Config& cfg, const std::vector<Migration>& files,
                const MigrateOptions& options, Clock& clock);
 

@@ -222,6 +222,27 @@ AttemptOutcome PgConnector::Attempt(int64_t deadline_ms) {
   return AttemptOnce(opts_, deadline_ms, clock_);
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> LibpqEnvironment(
+    const std::string& conninfo) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (conninfo.empty()) return out;
+  char* err = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &err);
+  if (parsed == nullptr) {
+    std::string why = err != nullptr ? err : "out of memory";
+    PQfreemem(err);
+    return Status::Usage("invalid database URL: " + OneLine(MaskConninfoError(conninfo, why)));
+  }
+  for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+    // Keys without a variable (keepalives, ...) cannot be handed on this way.
+    if (o->envvar != nullptr && o->val != nullptr && *o->val != '\0') {
+      out.emplace_back(o->envvar, o->val);
+    }
+  }
+  PQconninfoFree(parsed);
+  return out;
+}
+
 Result<std::unique_ptr<Database>> WaitForDatabase(const WaitOptions& opts) {
   if (Status s = CheckConfiguredTlsFiles(opts.conninfo); !s.ok()) return s;
   Clock& clock = RealClock();

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "clock.h"
 #include "database.h"
@@ -43,6 +44,15 @@ class PgConnector {
   ConnectOptions opts_;
   Clock& clock_;
 };
+
+// The libpq environment variables that say what `conninfo` says (PGHOST,
+// PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ... for each key it
+// sets), so that a hook's `pg_dump` or `psql` reaches the same database with
+// no arguments (docs/reference.md, "Hooks"). Empty for an empty conninfo: the
+// hook inherits pgboot's own PG* variables. A Usage error when libpq cannot
+// parse it.
+Result<std::vector<std::pair<std::string, std::string>>> LibpqEnvironment(
+    const std::string& conninfo);
 
 // The production wait: PgConnector attempts, EventLoop sleeps, the real clock
 // (WaitWithBackoff in readiness.h is the loop). pgboot uses one connection per

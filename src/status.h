@@ -26,6 +26,7 @@ enum class StatusKind {
   kAppNotFound,       // APP could not be started: not found
   kAppNotExecutable,  // APP could not be started: found, not executable
   kAppExited,         // APP ended unsuccessfully: its own exit status travels in app_status()
+  kHookFailed,        // a --before-migrate/--after-migrate hook failed or cannot run
 };
 
 // A Status is ok() or carries a kind, a one-line message and payload fields:
@@ -71,6 +72,9 @@ class [[nodiscard]] Status {
   }
   static Status AppNotExecutable(std::string msg) {
     return Status(StatusKind::kAppNotExecutable, std::move(msg));
+  }
+  static Status HookFailed(std::string msg) {
+    return Status(StatusKind::kHookFailed, std::move(msg));
   }
   // APP exited with `exit_status` (not 0), or was killed by `signo` (then
   // exit_status is 128 + signo).

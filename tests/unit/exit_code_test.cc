@@ -19,6 +19,7 @@ TEST_CASE("ExitCodeFor: every kind maps to its documented code") {
   CHECK(ExitCodeFor(Status::Precondition("x")) == kExitValidation);
   CHECK(ExitCodeFor(Status::LockTimeout("x")) == kExitLockTimeout);
   CHECK(ExitCodeFor(Status::InvalidFiles("x")) == kExitInvalidFiles);
+  CHECK(ExitCodeFor(Status::HookFailed("x")) == 9);
   CHECK(ExitCodeFor(Status::Signal(15)) == 143);
   CHECK(ExitCodeFor(Status::Signal(2)) == 130);
   CHECK(ExitCodeFor(Status::AppNotFound("x")) == kExitNotFound);
