@@ -5,10 +5,15 @@
 
 peak_rss reports the larger of /proc/PID/status VmHWM, read every few milliseconds
 while pgboot runs, and wait4's ru_maxrss (the kernel's peak, read as it exits: the
-last VmHWM read may miss the final growth).
+last VmHWM read may miss the final growth). Both would count Python's own pages,
+which the child holds between fork and exec and which the kernel keeps in
+ru_maxrss across the exec: VmHWM is read only once the process is pgboot, and
+ru_maxrss counts only when it exceeds this Python process's own peak (then it
+can only be pgboot's).
 """
 
 import os
+import resource
 import subprocess
 import threading
 import time
@@ -39,13 +44,15 @@ def peak_rss(args, binary=None, env=None):
     hwm = [0]
     done = threading.Event()
 
+    name = os.path.basename(binary or pgboot_bin())[:15]  # /proc's Name: is the comm
+
     def poll():
         while not done.is_set():
             try:
                 with open("/proc/%d/status" % p.pid) as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            hwm[0] = max(hwm[0], int(line.split()[1]) * 1024)
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                if fields.get("Name", "").strip() == name and "VmHWM" in fields:
+                    hwm[0] = max(hwm[0], int(fields["VmHWM"].split()[0]) * 1024)
             except (OSError, ValueError):
                 pass
             time.sleep(0.005)
@@ -58,4 +65,7 @@ def peak_rss(args, binary=None, env=None):
     p.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     t.join()
-    return p.returncode, max(hwm[0], rusage.ru_maxrss * 1024), err.decode("utf-8", "replace")
+    child = rusage.ru_maxrss * 1024
+    if hwm[0] and child <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024:
+        child = 0  # possibly the pre-exec copy of this process (never 0 for a run it saw)
+    return p.returncode, max(hwm[0], child), err.decode("utf-8", "replace")
