@@ -6,8 +6,8 @@ No cluster and no helm here (Debian 12 packages neither helm nor kubeconform),
 so:
   - every YAML file under deploy/kubernetes/ and deploy/helm/ parses; the Helm
     templates after their {{ }} placeholders are replaced with the chart's own
-    values (render(): the small subset of Helm's template language the chart
-    uses, anything else fails the test);
+    values (helm_render.py: the small subset of Helm's template language the
+    charts use, anything else fails the test);
   - every object is validated against the Kubernetes OpenAPI schemas bundled in
     the npm package kubernetes-models (tests/compose/k8s-validator/: pinned by
     its package-lock.json, installed offline-capable with `npm ci` into
@@ -33,10 +33,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 import unittest
 import urllib.parse
 
+import helm_render
 from compose_tools import images, yaml
+from helm_render import render
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,48 +59,10 @@ NEVER_RETRY = {2, 4, 5, 6, 8}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-# ---- a tiny Helm ------------------------------------------------------------------
-
-_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
-
-
-def render(template, context):
-    """Replaces each {{ .Path.to.value }} or {{ .Path | quote }} with its value.
-    Anything else (functions, control flow, whitespace trimming) raises ValueError,
-    so the chart stays within what this test can check."""
-    def action(m):
-        expr = m.group(1)
-        if expr.startswith("-") or expr.endswith("-"):
-            raise ValueError("whitespace trimming is not supported: {{%s}}" % expr)
-        parts = [p.strip() for p in expr.split("|")]
-        if not re.fullmatch(r"(\.[A-Za-z_][A-Za-z0-9_]*)+", parts[0]):
-            raise ValueError("unsupported template action: {{%s}}" % expr)
-        value = context
-        for key in parts[0].split(".")[1:]:
-            if not isinstance(value, dict) or key not in value:
-                raise ValueError("{{%s}}: %s is not set" % (expr, parts[0]))
-            value = value[key]
-        if isinstance(value, (dict, list)) or value is None:
-            raise ValueError("{{%s}} is not a scalar: %r" % (expr, value))
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        for f in parts[1:]:
-            if f != "quote":
-                raise ValueError("unsupported template function %r in {{%s}}" % (f, expr))
-            text = json.dumps(text)
-        return text
-    return _ACTION.sub(action, template)
-
+# ---- a tiny Helm (helm_render.py) ---------------------------------------------------
 
 def chart_context(release="test-release", chart_dir=CHART_DIR, revision=1):
-    with open(os.path.join(chart_dir, "Chart.yaml")) as f:
-        chart = yaml.safe_load(f)
-    with open(os.path.join(chart_dir, "values.yaml")) as f:
-        values = yaml.safe_load(f)
-    return {"Values": values,
-            "Release": {"Name": release, "Namespace": "default", "Service": "Helm",
-                        "Revision": revision},
-            "Chart": {"Name": chart["name"], "Version": chart["version"],
-                      "AppVersion": chart["appVersion"]}}
+    return helm_render.chart_context(chart_dir, release, revision)
 
 
 # ---- the schema validator ------------------------------------------------------------
@@ -445,6 +411,30 @@ class KubernetesExamplesTest(unittest.TestCase):
         self.assertGreater(probe["periodSeconds"] * probe["failureThreshold"], wait + lock,
                            "the kubelet must not restart a pod that is still migrating")
         self.assertGreater(dep["spec"]["replicas"], 1, "the point: many pods, one migration")
+
+    def test_helm_render_script_prints_manifests_or_names_the_action(self):
+        script = os.path.join(HERE, "helm_render.py")
+        p = subprocess.run([sys.executable, script, GATED_CHART_DIR, "--release", "r1",
+                            "--revision", "3", "--set", "replicaCount=1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(re.findall(r"^# Source: (.*)$", p.stdout, re.M),
+                         ["app-gated/templates/deployment.yaml",
+                          "app-gated/templates/migrate-job.yaml"])
+        dep, job = [d for d in yaml.safe_load_all(p.stdout) if d]
+        self.assertEqual((dep["metadata"]["name"], dep["spec"]["replicas"]), ("r1", 1))
+        self.assertEqual(job["metadata"]["name"], "r1-migrate-3")
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copytree(CHART_DIR, os.path.join(d, "app"))
+            with open(os.path.join(d, "app", "templates", "deployment.yaml"), "a") as f:
+                f.write("  x: {{ .Values.replicaCount | toYaml }}\n")
+            p = subprocess.run([sys.executable, script, os.path.join(d, "app")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("deployment.yaml", p.stderr)
+        self.assertIn("toYaml", p.stderr)
 
     def test_render_refuses_what_it_cannot_check(self):
         ctx = chart_context()

@@ -9,7 +9,8 @@ No image can be pulled on the machines we test on, so everything is made
 locally, offline (only the machine's own Debian mirror is reachable):
 
 Once per machine (kept in PGBOOT_CONTAINER_CACHE, default /var/tmp/pgboot-container):
-  - podman, runc and debootstrap, installed with apt-get when missing (as root);
+  - podman, runc, debootstrap and catatonit, installed with apt-get when missing
+    (as root);
   - containers.conf: the runc runtime (crun refuses this machine kind's hybrid
     cgroups) and no default ulimits. Every podman call goes through podman_env();
   - BASE_IMAGE, docker.io/library/debian:bookworm, made the way the official one
@@ -176,10 +177,13 @@ class Timer:
 # ---- tools ---------------------------------------------------------------------------
 
 def ensure_tools(timer):
-    missing = [p for p in ("podman", "runc", "debootstrap") if shutil.which(p) is None]
+    # catatonit is the pause process of a pod's infra container: without it (podman
+    # only recommends it) `podman kube play` cannot create a pod.
+    missing = [p for p in ("podman", "runc", "debootstrap", "catatonit") if shutil.which(p) is None]
     if missing:
         if os.geteuid() != 0:
-            raise RuntimeError("%s missing; install them (apt-get install podman runc debootstrap) "
+            raise RuntimeError("%s missing; install them (apt-get install podman runc debootstrap "
+                               "catatonit) "
                                "or run as root" % " ".join(missing))
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         with timer.step("apt-get install " + " ".join(missing)):
