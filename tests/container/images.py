@@ -149,9 +149,12 @@ def timed_stop(name, timeout):
 
 
 @contextlib.contextmanager
-def _locked():
+def _locked(name="lock"):
+    """An flock on CACHE_DIR/name: "lock" guards the images below; a suite that builds
+    an image of its own for minutes (test_multiarch) takes another, so that the
+    others are not kept waiting."""
     os.makedirs(CACHE_DIR, exist_ok=True)
-    with open(os.path.join(CACHE_DIR, "lock"), "w") as f:
+    with open(os.path.join(CACHE_DIR, name), "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
