@@ -87,10 +87,33 @@ bool StartsWithNoCase(std::string_view s, size_t pos, std::string_view word) {
   return true;
 }
 
-// Redacts `scheme://user:password@host` userinfo, up to the last '@' before
-// the first '/' (libpq stops at the first '@'; an unescaped '@' in a password
-// would leak its tail in libpq's messages otherwise). A password may hold '?',
-// '#', quotes or spaces, and a message may quote a URI libpq could not parse.
+// Where the userinfo of a URI starting at `start` ends (its last '@'), or npos.
+// The URI ends at the first blank or '"' after its first '/' (as a message
+// quotes it), or at the line's end; a password may hold an unescaped '/', so
+// when that leaves no '@' the last one before the line's end or the next URI
+// counts (hiding too much rather than a piece of the password).
+size_t UserinfoEnd(std::string_view in, size_t start) {
+  size_t line_end = start;
+  while (line_end < in.size() && in[line_end] != '\n' &&
+         !StartsWithNoCase(in, line_end, "postgres://") &&
+         !StartsWithNoCase(in, line_end, "postgresql://")) {
+    ++line_end;
+  }
+  const std::string_view line = in.substr(start, line_end - start);
+  size_t end = line.find('/');
+  while (end < line.size() && line[end] != '"' &&
+         !std::isspace(static_cast<unsigned char>(line[end]))) {
+    ++end;
+  }
+  size_t at = line.substr(0, end).rfind('@');
+  if (at == std::string_view::npos) at = line.rfind('@');
+  return at == std::string_view::npos ? at : start + at;
+}
+
+// Redacts `scheme://user:password@host` userinfo, up to its last '@'
+// (UserinfoEnd: libpq stops at the first '@' or '/'; an unescaped one in a
+// password would leak its tail otherwise). A password may hold '?', '#',
+// quotes or spaces, and a message may quote a URI libpq could not parse.
 std::string RedactUris(std::string_view in) {
   std::string out;
   size_t i = 0;
@@ -105,10 +128,7 @@ std::string RedactUris(std::string_view in) {
       continue;
     }
     const size_t start = i + scheme_len;
-    size_t end = start;
-    while (end < in.size() && in[end] != '/' && in[end] != '\n') ++end;
-    end = in.substr(start, end - start).rfind('@');
-    if (end != std::string_view::npos) end += start;
+    const size_t end = UserinfoEnd(in, start);
     out.append(in.substr(i, scheme_len));
     i = start;
     if (end != std::string_view::npos) {

@@ -230,32 +230,15 @@ void Blank(const std::string& output, std::string* rest, std::string_view piece)
   }
 }
 
-// Issue 18 item 1: libpq splits a raw URI password at '/' or '@' and quotes the
-// pieces. Skipped until it is fixed (reproducers in tests/fuzz/known/fuzz_redact/).
-bool KnownUriLeak(const Parts& p) {
-  return p.form == 1 && p.password.find_first_of("/@") != std::string::npos;
-}
-
-// Found by this target, not in issue 18 (reported with it; the fix belongs
-// with item 10's rework of the same masking): MaskConninfoError pairs quotes
-// one by one, so a password holding '"' in a string libpq cannot parse shows
-// its piece between two of them (`token: "***"1a"***"`). Reproducer in
-// tests/fuzz/known/fuzz_redact/; the fixer deletes this guard.
-bool KnownQuoteInParseError(const std::string& password, const std::string& output) {
-  return password.find('"') != std::string::npos && output.starts_with("invalid database URL: ");
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   const Parts p = Generate(in);
-  if (pgboot::fuzz::SkipKnownBugs() && KnownUriLeak(p)) return 0;
   const std::string conninfo = Build(p);
   const std::string pw = EffectivePassword(p, conninfo);
   const size_t k = std::min<size_t>(4, pw.size());
   for (const std::string& output : Outputs(conninfo)) {
-    if (pgboot::fuzz::SkipKnownBugs() && KnownQuoteInParseError(pw, output)) continue;
     // Removed pieces become NULs (never in a password), so no run is made of
     // characters that were not next to each other.
     std::string rest = output;

@@ -53,14 +53,6 @@ void CheckTable(std::string_view v) {
              "Quoted() does not round-trip: " + t->Quoted());
 }
 
-// Issue 18 item 10: the "must be greater than 0" check of --wait-max-interval
-// names neither the value nor its source. Skipped until fixed (reproducer in
-// tests/fuzz/known/fuzz_settings/); the fixer deletes this guard.
-bool KnownUnnamedZero(const std::string& var, std::string_view value) {
-  auto d = pgboot::ParseDuration(value);
-  return var == "PGBOOT_WAIT_MAX_INTERVAL" && d.ok() && *d == 0;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -80,7 +72,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (name == var) return std::string(value);
     return std::nullopt;
   };
-  if (pgboot::fuzz::SkipKnownBugs() && KnownUnnamedZero(var, value)) return 0;
   auto cfg = pgboot::LoadConfig({}, env, "");
   if (!cfg.ok()) {
     FUZZ_CHECK(cfg.status().kind() == pgboot::StatusKind::kUsage,

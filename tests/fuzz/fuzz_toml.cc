@@ -11,25 +11,8 @@
 #include "config.h"
 #include "fuzz_util.h"
 
-namespace {
-
-// Issue 18 item 4: a long dotted key or a deep table header overflows the
-// stack inside toml++. Skipped until it is fixed (reproducers in
-// tests/fuzz/known/toml/); the fixer deletes this guard.
-bool KnownDeepNesting(std::string_view text) {
-  size_t dots = 0, brackets = 0;
-  for (char c : text) {
-    dots += c == '.';
-    brackets += c == '[' || c == '{';
-  }
-  return dots > 200 || brackets > 200;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (pgboot::fuzz::SkipKnownBugs() && KnownDeepNesting(text)) return 0;
   const std::string path = pgboot::fuzz::ScratchDir() + "/pgboot.toml";
   pgboot::fuzz::WriteFile(path, text);
   pgboot::EnvLookup no_env = [](const std::string&) -> std::optional<std::string> {
@@ -39,12 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!cfg.ok()) {
     FUZZ_CHECK(cfg.status().kind() == pgboot::StatusKind::kUsage,
                "a bad TOML file is not Usage: " + cfg.status().message());
-    // Issue 18 item 10: this one check names neither the value nor its source
-    // (reproducer in tests/fuzz/known/fuzz_toml/); the fixer deletes the guard.
-    if (pgboot::fuzz::SkipKnownBugs() &&
-        cfg.status().message() == "--wait-max-interval must be greater than 0") {
-      return 0;
-    }
     FUZZ_CHECK(cfg.status().message().find(path) != std::string::npos,
                "the error does not name the file: " + cfg.status().message());
   } else {

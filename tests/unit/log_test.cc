@@ -35,6 +35,20 @@ TEST_CASE("redaction of every password form") {
         "two: postgres://a:***@h/d and postgresql://b:***@h/d");
 }
 
+TEST_CASE("a raw '/' in a URI password is redacted with the rest of it") {
+  // The URI as a log field or an "invalid value" error shows it (fuzz_redact's
+  // uri-raw-password-slash): libpq's '/' rule would leave "Sl4sh" or all of it.
+  CHECK(Redact("postgres://u:Leak/Sl4sh@h/db") == "postgres://u:***@h/db");
+  CHECK(Redact("postgresql://app:/+8Z@db:13356/app") == "postgresql://app:***@db:13356/app");
+  CHECK(Redact("postgres://u:a/b c@h/db") == "postgres://u:***@h/db");
+  CHECK(Redact("\"postgres://u:Le@k/At@h/db\" is invalid") ==
+        "\"postgres://u:***@h/db\" is invalid");
+  // What follows the URI is not part of it.
+  CHECK(Redact("postgres://u:pw12@h/db failed for ops@example.com") ==
+        "postgres://u:***@h/db failed for ops@example.com");
+  CHECK(Redact("postgres://h/db for ops@example.com") == "postgres://h/db for ops@example.com");
+}
+
 TEST_CASE("libpq's words about a conninfo keep everything but the password's pieces") {
   const std::string err = "invalid percent-encoded token: \"s3cr%t\"";
   CHECK(MaskConninfoError("postgres://app:s3cr%t@db/app", err) ==
@@ -48,6 +62,10 @@ TEST_CASE("libpq's words about a conninfo keep everything but the password's pie
                           "missing \"=\" after \"postgre://u:secretpw@h/db\" in connection "
                           "info string") ==
         "missing \"=\" after \"postgre://u:***@h/db\" in connection info string");
+  // A '"' in the password: libpq's quote holds quotes of the password's own.
+  CHECK(MaskConninfoError("postgres://u:ab\"1a%zz\"cd@h/db",
+                          "invalid percent-encoded token: \"ab\"1a%zz\"cd\"") ==
+        "invalid percent-encoded token: \"***\"");
   // Nothing secret in it: the parser's quote is the user's best clue.
   CHECK(MaskConninfoError("postgres://db/a%zz", "invalid percent-encoded token: \"a%zz\"") ==
         "invalid percent-encoded token: \"a%zz\"");
