@@ -95,6 +95,22 @@ init_grace = "5s"
 ]
 
 
+# fuzz_stored_down: the first line is down_options, the rest down_sql.
+STORED_DOWNS = [
+    b"\nDROP TABLE users;\n",
+    b"transaction:false\nDROP INDEX CONCURRENTLY i;\n\nDROP TABLE t;\n",
+    b"transaction:true\nDELETE FROM t WHERE id > 3;\nALTER TABLE t DROP COLUMN c;",
+    b"\n-- data is migrated in code.\n",
+    b"transaction:false\nBEGIN;\nUPDATE t SET a = 1;\nCOMMIT;\nVACUUM t;",
+    b"\nCOMMIT;",
+    b"bogus\nSELECT 1;",
+    b"transaction:false  transaction:true\nDROP FUNCTION f();\n"
+    b"CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;",
+    b"\nSELECT 1;\nSELECT 'x;\n",
+    b"\nCOPY t FROM STDIN;\n",
+]
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -108,6 +124,7 @@ def main():
     write("fuzz_migration_files", FILES)
     write("fuzz_settings", SETTINGS)
     write("fuzz_toml", TOML)
+    write("fuzz_stored_down", STORED_DOWNS)
     # fuzz_redact's input is consumed by FuzzedDataProvider (parts from both
     # ends): its corpus is what the fuzzer itself found, merged by run.sh --merge.
 
