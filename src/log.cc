@@ -87,26 +87,18 @@ bool StartsWithNoCase(std::string_view s, size_t pos, std::string_view word) {
   return true;
 }
 
-// Where the userinfo of a URI starting at `start` ends (its last '@'), or npos.
-// The URI ends at the first blank or '"' after its first '/' (as a message
-// quotes it), or at the line's end; a password may hold an unescaped '/', so
-// when that leaves no '@' the last one before the line's end or the next URI
-// counts (hiding too much rather than a piece of the password).
+// Where the userinfo of a URI starting at `start` ends, or npos: at the last
+// '@' before the line's end or the next URI. A raw password may hold '/', '@',
+// quotes and blanks, so nothing earlier can be trusted to end it; text after
+// the URI holding an '@' is hidden with it (too much rather than a piece of a
+// password).
 size_t UserinfoEnd(std::string_view in, size_t start) {
-  size_t line_end = start;
-  while (line_end < in.size() && in[line_end] != '\n' &&
-         !StartsWithNoCase(in, line_end, "postgres://") &&
-         !StartsWithNoCase(in, line_end, "postgresql://")) {
-    ++line_end;
-  }
-  const std::string_view line = in.substr(start, line_end - start);
-  size_t end = line.find('/');
-  while (end < line.size() && line[end] != '"' &&
-         !std::isspace(static_cast<unsigned char>(line[end]))) {
+  size_t end = start;
+  while (end < in.size() && in[end] != '\n' && !StartsWithNoCase(in, end, "postgres://") &&
+         !StartsWithNoCase(in, end, "postgresql://")) {
     ++end;
   }
-  size_t at = line.substr(0, end).rfind('@');
-  if (at == std::string_view::npos) at = line.rfind('@');
+  const size_t at = in.substr(start, end - start).rfind('@');
   return at == std::string_view::npos ? at : start + at;
 }
 

@@ -160,7 +160,7 @@ std::vector<std::string> Outputs(const std::string& conninfo) {
         at + "FATAL:  role \"" + user + "\" does not exist",
         "could not translate host name \"" + host + "\" to address: Name or service not known",
         "invalid port number: \"" + port + "\""}) {
-    out.push_back(OneLine(m));
+    out.push_back(OneLine(pgboot::MaskConninfoError(conninfo, m)));  // as pg_connect.cc does
   }
   return out;
 }
