@@ -20,6 +20,14 @@ bool Contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string_view::npos;
 }
 
+template <size_t N>
+bool ContainsAny(std::string_view text, const std::string_view (&parts)[N]) {
+  for (std::string_view part : parts) {
+    if (Contains(text, part)) return true;
+  }
+  return false;
+}
+
 // libpq's "invalid <option> value: ...", "invalid integer value ... for
 // connection option ...", "invalid value ... for minimum SSL protocol version".
 bool CallsAValueInvalid(std::string_view message) {
@@ -42,9 +50,7 @@ AnswerKind ClassifyPoolerError(std::string_view message) {
       "no such user",
       "no such database",
   };
-  for (std::string_view marker : kFatal) {
-    if (Contains(message, marker)) return AnswerKind::kFatal;
-  }
+  if (ContainsAny(message, kFatal)) return AnswerKind::kFatal;
   // The pool is full: like the server's own 53300, back off up to --wait-max-interval.
   if (Contains(message, "no more connections allowed")) return AnswerKind::kTooManyConnections;
   // "query_wait_timeout", "server login has been failing, try again later", and
@@ -74,10 +80,7 @@ bool IsUnmendableTlsFailure(std::string_view message) {
       "certificate present, but not private key file",
       "has group or world access",
   };
-  for (std::string_view marker : kMarkers) {
-    if (Contains(message, marker)) return true;
-  }
-  return false;
+  return ContainsAny(message, kMarkers);
 }
 
 AnswerKind ClassifyConnectFailure(std::string_view sqlstate, std::string_view message) {
