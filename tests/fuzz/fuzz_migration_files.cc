@@ -48,7 +48,8 @@ void CheckLoaded(const std::vector<pgboot::Migration>& ms) {
       CheckSection(*m.down, m.down_path);
     }
     if (m.verify) {
-      FUZZ_CHECK(!m.verify->statements.empty(), m.verify_path + ": a verify section without checks");
+      FUZZ_CHECK(!m.verify->statements.empty(),
+                 m.verify_path + ": a verify section without checks");
       CheckSection(*m.verify, m.verify_path);
     }
   }

@@ -39,7 +39,9 @@ class FakeDb : public Database {
     }
     return r;
   }
-  Status ExecSequence(const std::vector<std::string_view>&, size_t*) override { return Status::Ok(); }
+  Status ExecSequence(const std::vector<std::string_view>&, size_t*) override {
+    return Status::Ok();
+  }
   Result<std::vector<std::string>> WaitForNotifications(int64_t timeout_ms) override {
     waits.push_back(timeout_ms);
     if (notes.empty()) {

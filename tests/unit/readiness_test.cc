@@ -43,7 +43,9 @@ class FakeDb : public Database {
   Result<QueryResult> Exec(std::string_view, const std::vector<SqlParam>&) override {
     return QueryResult{};
   }
-  Status ExecSequence(const std::vector<std::string_view>&, size_t*) override { return Status::Ok(); }
+  Status ExecSequence(const std::vector<std::string_view>&, size_t*) override {
+    return Status::Ok();
+  }
   int BackendPid() override { return 42; }
   std::string DatabaseName() override { return "app"; }
   int ServerVersion() override { return 150000; }

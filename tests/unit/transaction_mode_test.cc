@@ -252,7 +252,8 @@ TEST_CASE("two interleaved runners apply each version once, and the batch rule h
     if (Has(sql, kTryLock) && ++b_tries == 3 && !a_ran) {
       a_ran = true;
       // a stops after version 2: its --target.
-      Status s = pgboot::Migrate(a.db, a.cfg, a.files, MigrateOptions{"2", false, nullptr}, a.clock);
+      Status s =
+          pgboot::Migrate(a.db, a.cfg, a.files, MigrateOptions{"2", false, nullptr}, a.clock);
       REQUIRE(s.ok());
     }
     b_wire(sql);
