@@ -251,11 +251,12 @@ class SignalTest(Base):
     def test_sigterm_reaches_the_hooks_process_group_and_pgboot_exits_143(self):
         mig = temp_migrations(self, TWO)
         # The child says when SIGTERM reaches it; the hook's shell waits for it to end, which
-        # it would do forever if only the shell got the signal.
-        self.out.write("child.sh", "trap 'echo term > %s/child-term; exit 0' TERM\n"
-                       "while :; do sleep 0.1; done\n" % self.out.path)
-        hook = ("sh {0}/child.sh & echo $! > {0}/child; trap 'wait $!; exit 143' TERM; wait"
-                .format(self.out.path))
+        # it would do forever if only the shell got the signal. Both traps are set before the
+        # child's pid is written, so the signal cannot land before them.
+        self.out.write("child.sh", "trap 'echo term > {0}/child-term; exit 0' TERM\n"
+                       "echo $$ > {0}/child\n"
+                       "while :; do sleep 0.1; done\n".format(self.out.path))
+        hook = "trap 'wait $!; exit 143' TERM; sh %s/child.sh & wait" % self.out.path
         p, hook_pid, child = self.start_hooked(mig, hook, "--init-grace", "30s")
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
