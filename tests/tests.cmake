@@ -37,7 +37,11 @@ endfunction()
 pgboot_python_suites(integration tests/integration)
 # The previous release (tests/previous_release.json), built once into the build
 # tree for the suites that run it beside this one (tests/harness/previous_release.py).
-set(PGBOOT_PREVIOUS_RELEASE_ENV "PGBOOT_PREVIOUS_RELEASE_DIR=${CMAKE_BINARY_DIR}/previous-release")
+# The previous release's build is slow on a cold machine; a second build tree
+# (scripts/test.sh's sanitized one) points here at the first tree's copy.
+set(PGBOOT_PREVIOUS_RELEASE_DIR "${CMAKE_BINARY_DIR}/previous-release" CACHE PATH
+  "Where the previous release is built and cached for integration.test_upgrade")
+set(PGBOOT_PREVIOUS_RELEASE_ENV "PGBOOT_PREVIOUS_RELEASE_DIR=${PGBOOT_PREVIOUS_RELEASE_DIR}")
 add_test(NAME previous_release.build
   COMMAND ${Python3_EXECUTABLE} -m harness.previous_release build)
 set_tests_properties(previous_release.build PROPERTIES FIXTURES_SETUP previous_release
