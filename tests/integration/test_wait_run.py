@@ -21,7 +21,7 @@ import urllib.parse
 from harness.server import (PASSWORD, USER, closed_url, conninfo, drop_database, new_cluster,
                             new_database, new_role, pg, url)
 from harness.sql import admin_sql, quote_ident
-from harness.proc import clean_env, run, spawn, wait_for_line
+from harness.proc import clean_env, run, source_dir, spawn, wait_for_line
 from harness.files import temp_dir
 from harness.logs import events, parse_json_lines
 from harness.case import PgbootTestCase
@@ -538,6 +538,27 @@ class UsageTest(Base):
             self.assertRegex(cp.stdout, r"(?m)^\s+(\S+, )?%s\b" % cmd,
                              "--help does not list %r" % cmd)
         self.assertIn("--wait-timeout", cp.stdout)
+
+    def test_every_setting_of_help_is_in_both_settings_tables(self):
+        # --help is written from the settings table; the two docs tables are written by hand.
+        cp = run(["--help"])
+        self.assertExit(cp, 0)
+        settings = cp.stdout.split(" Global options:")[1].split(" Command options:")[0]
+        flags = set(re.findall(r"(?m)^\s+--([a-z-]+)", settings)) - {"help", "version", "config"}
+        envs = set(re.findall(r"\benv\s+(PGBOOT_[A-Z_]+)", settings)) - {"PGBOOT_CONFIG"}
+        self.assertIn("lock-mode", flags)
+        self.assertIn("PGBOOT_LOCK_MODE", envs)
+        for doc in ("configuration.md", "reference.md"):
+            with open(os.path.join(source_dir(), "docs", doc)) as f:
+                rows = [line for line in f if line.startswith("| `--")]
+            for flag in sorted(flags):
+                with self.subTest(doc=doc, flag=flag):
+                    self.assertTrue(any(line.startswith("| `--%s`" % flag) for line in rows),
+                                    "docs/%s has no row for --%s" % (doc, flag))
+            for env in sorted(envs):
+                with self.subTest(doc=doc, env=env):
+                    self.assertTrue(any("`%s`" % env in line for line in rows),
+                                    "docs/%s has no row naming %s" % (doc, env))
 
     def test_version(self):
         for args in [["--version"], ["version"]]:
