@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Fault suite: peers and inputs that misbehave. A listener that accepts and never
-answers, one that answers garbage, and a FIFO (or a directory) as every file input
-pgboot reads: DATABASE_URL_FILE, PGBOOT_DATABASE_URL_FILE, --config and ./pgboot.toml.
+answers, one that answers garbage, and a FIFO (or a directory) as every file
+pgboot reads or writes: DATABASE_URL_FILE, PGBOOT_DATABASE_URL_FILE, --config,
+./pgboot.toml, the migrations directory and its up, down and verify files, the
+termination log and the metrics file.
 
 Each case asserts the exit code, that the answer comes in time (the deadline, or
 at once), that SIGTERM is answered within 1 s, and that the password never shows.
-Cases that fail today because of a bug filed in issue 18 are expected failures
-naming the item; the fixer of that item removes the decorator.
 """
 
 import os
@@ -156,6 +156,41 @@ class FileInputTest(PgbootTestCase):
 
     def test_directory_inputs_are_refused_exit_2(self):
         self._refused_at_once("dir")
+
+    def test_fifo_migration_files_are_exit_8_at_once_naming_each(self):
+        # Migration files are read before any connection: a FIFO named like one
+        # (up, down or verify part), or as the directory itself, is never opened.
+        mig = self.dir / "migrations"
+        os.makedirs(mig)
+        self.dir.write("migrations/1_a.up.sql", "CREATE TABLE a (id int);\n")
+        names = ["2_pipe.sql", "1_a.down.sql", "1_a.verify.sql"]
+        for name in names:
+            os.mkfifo(os.path.join(mig, name))
+        for args in (["validate"], ["migrate", "--database-url", closed_url()]):
+            with self.subTest(command=args[0]):
+                p = spawn(args + ["--migrations-dir", mig, "--wait-timeout", "5s"], test=self)
+                cp = p.finish(time_limit(3))
+                self.assertExit(cp, 8)
+                for name in names:
+                    self.assertIn("%s:1: not a regular file" % name, cp.stderr)
+                self.assertLess(cp.elapsed, time_limit(1.0), "at once")
+        cp = run(["validate", "--migrations-dir", self.fifo("dir-pipe")], timeout=time_limit(3))
+        self.assertExit(cp, 8)
+        self.assertIn("dir-pipe", cp.stderr)
+
+    def test_fifo_outputs_never_block_the_exit(self):
+        # The termination log is written only when it is a writable file that
+        # exists; a FIFO without a reader must not hold the exit. The metrics
+        # file is replaced by rename, so a FIFO there becomes the metrics file.
+        tlog, metrics = self.fifo("termination-log"), self.fifo("metrics.prom")
+        p = spawn(["wait", "--database-url", closed_url(), "--wait-timeout", "1s",
+                   "--termination-log", tlog, "--metrics-file", metrics], test=self)
+        cp = p.finish(time_limit(5))
+        self.assertExit(cp, 3)
+        self.assertLess(cp.elapsed, time_limit(3.0), "the 1 s deadline, then the exit")
+        self.assertTrue(os.path.isfile(metrics), "the metrics file replaced the FIFO")
+        with open(metrics) as f:
+            self.assertIn("pgboot_", f.read())
 
     def test_toml_line_ending_backslash_before_non_ascii_parses(self):
         # toml++ 3.3.0 reaches TOML_UNREACHABLE here (upstream #190; tests/fuzz/README.md):
