@@ -91,11 +91,17 @@ bool StartsWithNoCase(std::string_view s, size_t pos, std::string_view word) {
 // '@' before the line's end or the next URI. A raw password may hold '/', '@',
 // quotes and blanks, so nothing earlier can be trusted to end it; text after
 // the URI holding an '@' is hidden with it (too much rather than a piece of a
-// password).
+// password). A scheme before any '@' is not the next URI but part of this
+// one's password (`postgres://u:xpostgres://y@h`): no userinfo has ended yet.
 size_t UserinfoEnd(std::string_view in, size_t start) {
   size_t end = start;
-  while (end < in.size() && in[end] != '\n' && !StartsWithNoCase(in, end, "postgres://") &&
-         !StartsWithNoCase(in, end, "postgresql://")) {
+  bool seen_at = false;
+  while (end < in.size() && in[end] != '\n') {
+    if (seen_at &&
+        (StartsWithNoCase(in, end, "postgres://") || StartsWithNoCase(in, end, "postgresql://"))) {
+      break;
+    }
+    seen_at = seen_at || in[end] == '@';
     ++end;
   }
   const size_t at = in.substr(start, end - start).rfind('@');

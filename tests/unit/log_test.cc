@@ -33,6 +33,11 @@ TEST_CASE("redaction of every password form") {
         "password authentication failed for user \"app\"");
   CHECK(Redact("two: postgres://a:x1@h/d and postgresql://b:x2@h/d") ==
         "two: postgres://a:***@h/d and postgresql://b:***@h/d");
+  // A raw password holding a scheme (found by fuzz_redact's campaign): before any
+  // '@' it cannot be the next URI, so the userinfo still runs to the last '@'.
+  CHECK(Redact("postgresql://5:rr 1%opostgresql://5:***@db:111/app?x ^ |0@db:111/app") ==
+        "postgresql://5:***@db:111/app");
+  CHECK(Redact("postgres://u:Leakpostgres://@h/db") == "postgres://u:***@h/db");
 }
 
 TEST_CASE("a raw '/' in a URI password is redacted with the rest of it") {
