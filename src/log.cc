@@ -87,35 +87,25 @@ bool StartsWithNoCase(std::string_view s, size_t pos, std::string_view word) {
   return true;
 }
 
-// Where the userinfo of a URI starting at `start` ends, or npos: at the last
-// '@' before the line's end or the next URI. A raw password may hold '/', '@',
-// quotes and blanks, so nothing earlier can be trusted to end it; text after
-// the URI holding an '@' is hidden with it (too much rather than a piece of a
-// password). A scheme before any '@' is not the next URI but part of this
-// one's password (`postgres://u:xpostgres://y@h`): no userinfo has ended yet.
-size_t UserinfoEnd(std::string_view in, size_t start) {
-  size_t end = start;
-  bool seen_at = false;
-  while (end < in.size() && in[end] != '\n') {
-    if (seen_at &&
-        (StartsWithNoCase(in, end, "postgres://") || StartsWithNoCase(in, end, "postgresql://"))) {
-      break;
-    }
-    seen_at = seen_at || in[end] == '@';
-    ++end;
-  }
-  const size_t at = in.substr(start, end - start).rfind('@');
-  return at == std::string_view::npos ? at : start + at;
-}
-
-// Redacts `scheme://user:password@host` userinfo, up to its last '@'
-// (UserinfoEnd: libpq stops at the first '@' or '/'; an unescaped one in a
-// password would leak its tail otherwise). A password may hold '?', '#',
-// quotes or spaces, and a message may quote a URI libpq could not parse.
+// Redacts `scheme://user:password@host` userinfo: from the first ':' after the
+// scheme up to the last '@' of the line. libpq stops at the first '@' or '/',
+// but a raw password may hold '/', '@', '?', '#', quotes, blanks and even a
+// scheme of its own (`postgres://u:x@y postgres://z@h`), so no earlier end can
+// be trusted. Text after the URI holding an '@' is hidden with it, and so is a
+// second URI on the same line (too much rather than a piece of a password).
+// One pass: each line's last '@' is found once.
 std::string RedactUris(std::string_view in) {
   std::string out;
+  out.reserve(in.size());
   size_t i = 0;
+  size_t line_end = 0;
+  size_t last_at = std::string_view::npos;  // of the line holding i
   while (i < in.size()) {
+    if (i >= line_end) {
+      line_end = std::min(in.find('\n', i), in.size());
+      const size_t at = in.substr(i, line_end - i).rfind('@');
+      last_at = at == std::string_view::npos ? at : i + at;
+    }
     size_t scheme_len = 0;
     if (StartsWithNoCase(in, i, "postgresql://"))
       scheme_len = 13;
@@ -126,16 +116,15 @@ std::string RedactUris(std::string_view in) {
       continue;
     }
     const size_t start = i + scheme_len;
-    const size_t end = UserinfoEnd(in, start);
     out.append(in.substr(i, scheme_len));
     i = start;
-    if (end != std::string_view::npos) {
-      std::string_view userinfo = in.substr(start, end - start);
+    if (last_at != std::string_view::npos && last_at >= start) {
+      std::string_view userinfo = in.substr(start, last_at - start);
       size_t colon = userinfo.find(':');
       if (colon != std::string_view::npos) {
         out.append(userinfo.substr(0, colon + 1));
         out.append("***");
-        i = end;  // the '@' and the host follow as plain text
+        i = last_at;  // the '@' and the host follow as plain text
       }
     }
   }

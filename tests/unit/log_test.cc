@@ -31,13 +31,26 @@ TEST_CASE("redaction of every password form") {
         "connecting to \"postgres://u:***@h/db\" failed");
   CHECK(Redact("password authentication failed for user \"app\"") ==
         "password authentication failed for user \"app\"");
+  // Two URIs on a line: the first one's userinfo runs to the line's last '@', so
+  // the second is hidden with it (a raw password may hold a scheme, below).
   CHECK(Redact("two: postgres://a:x1@h/d and postgresql://b:x2@h/d") ==
-        "two: postgres://a:***@h/d and postgresql://b:***@h/d");
-  // A raw password holding a scheme (found by fuzz_redact's campaign): before any
-  // '@' it cannot be the next URI, so the userinfo still runs to the last '@'.
+        "two: postgres://a:***@h/d");
+  CHECK(Redact("two: postgres://a:x1@h/d\nand postgresql://b:x2@h/d") ==
+        "two: postgres://a:***@h/d\nand postgresql://b:***@h/d");
+  CHECK(Redact("from postgres://db:5432/app to postgres://u:pw12@h/db") ==
+        "from postgres://db:***@h/db");
+  // A raw password holding a scheme (found by fuzz_redact's campaign), before or
+  // after an '@' of its own, with or without a blank before it.
   CHECK(Redact("postgresql://5:rr 1%opostgresql://5:***@db:111/app?x ^ |0@db:111/app") ==
         "postgresql://5:***@db:111/app");
   CHECK(Redact("postgres://u:Leakpostgres://@h/db") == "postgres://u:***@h/db");
+  CHECK(Redact("postgres://app:x@hijkpostgres://zzzz@db:1/app") == "postgres://app:***@db:1/app");
+  CHECK(Redact("postgres://app:x@hijk postgres://zzzz@db:1/app") ==
+        "postgres://app:***@db:1/app");
+  // Many URIs without userinfo on one long line: one pass, unchanged.
+  std::string many;
+  for (int i = 0; i < 20000; ++i) many += "('postgres://h/db'),";
+  CHECK(Redact(many) == many);
 }
 
 TEST_CASE("a raw '/' in a URI password is redacted with the rest of it") {
