@@ -5,8 +5,9 @@ pgboot reads or writes: DATABASE_URL_FILE, PGBOOT_DATABASE_URL_FILE, --config,
 ./pgboot.toml, the migrations directory and its up, down and verify files, the
 termination log and the metrics file.
 
-Each case asserts the exit code, that the answer comes in time (the deadline, or
-at once), that SIGTERM is answered within 1 s, and that the password never shows.
+Each case asserts the exit code and that the answer comes in time (the deadline,
+or at once); the listener and input-file cases also that SIGTERM is answered
+within 1 s, and the listener cases that the password never shows.
 """
 
 import os
@@ -183,14 +184,21 @@ class FileInputTest(PgbootTestCase):
         # exists; a FIFO without a reader must not hold the exit. The metrics
         # file is replaced by rename, so a FIFO there becomes the metrics file.
         tlog, metrics = self.fifo("termination-log"), self.fifo("metrics.prom")
-        p = spawn(["wait", "--database-url", closed_url(), "--wait-timeout", "1s",
-                   "--termination-log", tlog, "--metrics-file", metrics], test=self)
+        args = ["wait", "--database-url", closed_url(), "--wait-timeout", "1s",
+                "--termination-log", tlog]
+        p = spawn(args + ["--metrics-file", metrics], test=self)
         cp = p.finish(time_limit(5))
         self.assertExit(cp, 3)
         self.assertLess(cp.elapsed, time_limit(3.0), "the 1 s deadline, then the exit")
         self.assertTrue(os.path.isfile(metrics), "the metrics file replaced the FIFO")
         with open(metrics) as f:
             self.assertIn("pgboot_", f.read())
+        # With a reader on the FIFO, the reason is written to it: it was tried, not skipped.
+        reader = os.open(tlog, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        cp = spawn(args, test=self).finish(time_limit(5))
+        self.assertExit(cp, 3)
+        self.assertIn(b"database not ready", os.read(reader, 4096))
 
     def test_toml_line_ending_backslash_before_non_ascii_parses(self):
         # toml++ 3.3.0 reaches TOML_UNREACHABLE here (upstream #190; tests/fuzz/README.md):

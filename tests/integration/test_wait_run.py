@@ -545,19 +545,27 @@ class UsageTest(Base):
         self.assertExit(cp, 0)
         settings = cp.stdout.split(" Global options:")[1].split(" Command options:")[0]
         flags = set(re.findall(r"(?m)^\s+--([a-z-]+)", settings)) - {"help", "version", "config"}
-        envs = set(re.findall(r"\benv\s+(PGBOOT_[A-Z_]+)", settings)) - {"PGBOOT_CONFIG"}
+        envs = set()
+        for group in re.findall(r"\(env\s+([^)]*(?:\(_FILE\)[^)]*)*)\)", settings):
+            for name in re.findall(r"\b([A-Z][A-Z0-9_]+)(\(_FILE\))?", group):
+                envs.add(name[0])
+                if name[1]:
+                    envs.add(name[0] + "_FILE")
+        envs -= {"PGBOOT_CONFIG"}
+        self.assertIn("DATABASE_URL_FILE", envs)
         self.assertIn("lock-mode", flags)
         self.assertIn("PGBOOT_LOCK_MODE", envs)
         for doc in ("configuration.md", "reference.md"):
             with open(os.path.join(source_dir(), "docs", doc)) as f:
-                rows = [line for line in f if line.startswith("| `--")]
+                table = [line for line in f if line.startswith("| ")]
+            rows = [line for line in table if line.startswith("| `--")]
             for flag in sorted(flags):
                 with self.subTest(doc=doc, flag=flag):
                     self.assertTrue(any(line.startswith("| `--%s`" % flag) for line in rows),
                                     "docs/%s has no row for --%s" % (doc, flag))
             for env in sorted(envs):
                 with self.subTest(doc=doc, env=env):
-                    self.assertTrue(any("`%s`" % env in line for line in rows),
+                    self.assertTrue(any("`%s`" % env in line for line in table),
                                     "docs/%s has no row naming %s" % (doc, env))
 
     def test_version(self):
