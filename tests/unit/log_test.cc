@@ -45,8 +45,7 @@ TEST_CASE("redaction of every password form") {
         "postgresql://5:***@db:111/app");
   CHECK(Redact("postgres://u:Leakpostgres://@h/db") == "postgres://u:***@h/db");
   CHECK(Redact("postgres://app:x@hijkpostgres://zzzz@db:1/app") == "postgres://app:***@db:1/app");
-  CHECK(Redact("postgres://app:x@hijk postgres://zzzz@db:1/app") ==
-        "postgres://app:***@db:1/app");
+  CHECK(Redact("postgres://app:x@hijk postgres://zzzz@db:1/app") == "postgres://app:***@db:1/app");
   // Many URIs without userinfo on one long line: one pass, unchanged.
   std::string many;
   for (int i = 0; i < 20000; ++i) many += "('postgres://h/db'),";
