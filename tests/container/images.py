@@ -384,6 +384,20 @@ def build_args():
     return {"VERSION": project_version(), "REVISION": revision()}
 
 
+def build_arg_flags(args):
+    """podman build's `--build-arg K=V` flags for a dict of build arguments."""
+    return [flag for k, v in args.items() for flag in ("--build-arg", "%s=%s" % (k, v))]
+
+
+def read_stamp(path):
+    """The key a stamp file records, or None when there is none yet."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def _build(timer, label, context, args):
     with timer.step(label):
         p = subprocess.run(["podman", "build", "--network", "host", "--pull=never"] + args + [context],
@@ -395,9 +409,7 @@ def _build(timer, label, context, args):
 
 def build_images(timer, context):
     """podman build of the three images from `context` (a clean export or the tree)."""
-    ba = []
-    for k, v in build_args().items():
-        ba += ["--build-arg", "%s=%s" % (k, v)]
+    ba = build_arg_flags(build_args())
     _build(timer, "podman build Dockerfile.migration -> " + MIGRATION_IMAGE, context,
            ["-f", os.path.join(context, "Dockerfile.migration"), "-t", MIGRATION_IMAGE] + ba)
     app = os.path.join(context, "examples", "app")
@@ -421,12 +433,7 @@ def ensure_images(force=False):
             context = ctx if tree is not None else SOURCE_DIR
             key = json.dumps({"tree": tree, "args": build_args(),
                               "base": image_inspect(BASE_IMAGE)["Id"]}, sort_keys=True)
-            try:
-                with open(stamp_path) as f:
-                    stamp = f.read()
-            except FileNotFoundError:
-                stamp = None
-            if (force or tree is None or stamp != key
+            if (force or tree is None or read_stamp(stamp_path) != key
                     or not all(image_exists(i) for i in IMAGES)):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(stamp_path)

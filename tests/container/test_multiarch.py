@@ -59,20 +59,14 @@ def ensure_arm64_image():
             key = json.dumps({"tree": tree, "args": args,
                               "amd64": images.image_inspect(images.MIGRATION_IMAGE)["Id"]},
                              sort_keys=True)
-            try:
-                stamp = open(stamp_path).read()
-            except FileNotFoundError:
-                stamp = None
-            if (tree is not None and stamp == key and images.image_exists(ARM64_IMAGE)
+            if (tree is not None and images.read_stamp(stamp_path) == key
+                    and images.image_exists(ARM64_IMAGE)
                     and images.podman("manifest", "exists", MANIFEST, check=False).returncode == 0):
                 return
-            ba = []
-            for k, v in args.items():
-                ba += ["--build-arg", "%s=%s" % (k, v)]
             images._build(images.Timer(), "podman build --platform linux/arm64 -> " + ARM64_IMAGE,
                           context, ["--platform", "linux/arm64", "-f",
                                     os.path.join(context, "Dockerfile.migration"),
-                                    "-t", ARM64_IMAGE] + ba)
+                                    "-t", ARM64_IMAGE] + images.build_arg_flags(args))
             images.podman("manifest", "rm", MANIFEST, check=False)
             images.podman("manifest", "create", MANIFEST)
             for ref in (images.MIGRATION_IMAGE, ARM64_IMAGE):
